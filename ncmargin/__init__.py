@@ -1,0 +1,11 @@
+"""ncmargin: numerically verify the generalization theory of neural collapse.
+
+Subpackages
+-----------
+theory     pure numpy, float64: simplex ETF, margins, neural-collapse metrics, bounds, predictors
+solvers    convex programs: multi-class SVM (exact, certified), UFM nuclear-norm program
+empirical  torch: datasets, models, trainer, UFM dynamics, experiments for each claim
+figures    one module per figure; reads saved results only
+"""
+
+__version__ = "0.1.0"

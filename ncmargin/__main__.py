@@ -1,0 +1,3 @@
+from ncmargin.cli import main
+
+raise SystemExit(main())

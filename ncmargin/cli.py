@@ -1,0 +1,69 @@
+"""The ``ncmargin`` command line (also ``python -m ncmargin``).
+
+Only this module wires the subpackages together. Each subcommand lives in
+``ncmargin/commands/<name>.py`` and defines ``HELP`` (one line), ``EXAMPLE`` (shown in ``--help``),
+``add_arguments(parser)`` and ``run(args) -> int``. Command modules import heavy dependencies
+(torch, cvxpy) inside ``run`` so that ``ncmargin --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Order shown in --help. A name whose module does not exist yet is skipped.
+COMMANDS = ("verify", "train", "analyze", "svm", "ufm", "sweep", "figures", "report", "regress")
+
+
+def _load(name: str):
+    try:
+        return importlib.import_module(f"ncmargin.commands.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"ncmargin.commands.{name}":
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ncmargin import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ncmargin",
+        description="Verify the generalization theory of neural collapse (Gao et al., arXiv:2310.08358): "
+        "exact max-margin solvers, margins, NC metrics and margin bounds on real training runs.",
+    )
+    parser.add_argument("--version", action="version", version=f"ncmargin {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        mod = _load(name)
+        if mod is None:
+            continue
+        p = sub.add_parser(
+            name,
+            help=mod.HELP,
+            description=mod.HELP,
+            epilog="example:\n  " + mod.EXAMPLE.strip().replace("\n", "\n  "),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        # Bad input: one clear line, no traceback. Other exceptions are bugs and keep their traceback.
+        print(f"ncmargin {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

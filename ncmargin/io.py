@@ -1,0 +1,180 @@
+"""File formats shared by every subpackage: feature files (.npz) and atomic writes.
+
+Feature file (DESIGN.md): ``.npz`` with
+    features    (n, d) float       train or test features, one row per sample
+    labels      (n,)   int         class ids in 0..K-1
+    classifier  (K, d) float       optional, PyTorch ``Linear.weight`` layout
+    bias        (K,)   float       optional
+    split       str               optional, "train" or "test"
+Extra arrays are allowed and kept (the trainer stores both splits in one file with the
+prefixes ``train_``/``test_``; :func:`load_features` takes ``split=`` to pick one).
+
+Writes are atomic: a temporary file in the same directory, fsync, then ``os.replace``,
+so an interrupted write never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+__all__ = [
+    "FeatureSet",
+    "load_features",
+    "save_features",
+    "atomic_path",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_save_npz",
+    "read_json",
+    "to_jsonable",
+]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, else delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or (path.suffix or ".tmp"),
+                               dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays (recursively) to plain Python for ``json``; NaN/inf become None."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if np.isfinite(v) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=indent, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file; a missing or malformed file raises an error that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: malformed JSON ({exc}); regenerate it or delete it") from exc
+
+
+def atomic_save_npz(path: str | os.PathLike, compressed: bool = False, **arrays: Any) -> None:
+    with atomic_path(path, suffix=".npz") as tmp:
+        (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+
+
+@dataclass
+class FeatureSet:
+    """Features and labels of one split, plus the classifier if the file has one (float64)."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    classifier: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    split: str | None = None
+    path: Path | None = None
+
+    @property
+    def num_classes(self) -> int:
+        if self.classifier is not None:
+            return int(self.classifier.shape[0])
+        return int(self.labels.max()) + 1
+
+
+def save_features(path: str | os.PathLike, features, labels, classifier=None, bias=None,
+                  split: str | None = None, **extra: Any) -> None:
+    """Write a feature file in the DESIGN.md format (atomic)."""
+    arrays: dict[str, Any] = {"features": np.asarray(features), "labels": np.asarray(labels, dtype=np.int64)}
+    if classifier is not None:
+        arrays["classifier"] = np.asarray(classifier)
+    if bias is not None:
+        arrays["bias"] = np.asarray(bias)
+    if split is not None:
+        arrays["split"] = np.asarray(split)
+    arrays.update(extra)
+    atomic_save_npz(path, **arrays)
+
+
+def load_features(path: str | os.PathLike, split: str | None = None) -> FeatureSet:
+    """Read a feature file; with ``split="train"``/``"test"`` read the ``train_``/``test_`` arrays.
+
+    Errors name the file and what is wrong (missing array, wrong shape, non-integer labels).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such feature file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as exc:  # zipfile.BadZipFile, OSError, ValueError
+        raise ValueError(f"{path}: not a readable .npz feature file ({exc})") from exc
+    with data:
+        keys = set(data.files)
+        pre = ""
+        if split is not None:
+            if f"{split}_features" in keys:
+                pre = f"{split}_"
+            elif "features" not in keys:
+                raise ValueError(f"{path}: has no '{split}_features' nor 'features' array "
+                                 f"(arrays present: {sorted(keys)})")
+        for name in ("features", "labels"):
+            if pre + name not in keys:
+                raise ValueError(f"{path}: missing array '{pre + name}' (arrays present: {sorted(keys)}); "
+                                 "a feature file needs 'features' (n x d) and 'labels' (n)")
+        H = np.asarray(data[pre + "features"], dtype=np.float64)
+        y_raw = np.asarray(data[pre + "labels"])
+        W = np.asarray(data["classifier"], dtype=np.float64) if "classifier" in keys else None
+        b = np.asarray(data["bias"], dtype=np.float64) if "bias" in keys else None
+        sp = str(data["split"]) if "split" in keys else (split if pre else None)
+    if H.ndim != 2:
+        raise ValueError(f"{path}: 'features' must be 2-D (n x d), got shape {H.shape}")
+    if y_raw.ndim != 1 or y_raw.shape[0] != H.shape[0]:
+        raise ValueError(f"{path}: 'labels' must be 1-D with one label per feature row, "
+                         f"got shape {y_raw.shape} for features {H.shape}")
+    if not np.issubdtype(y_raw.dtype, np.integer):
+        if not np.all(np.equal(np.mod(y_raw, 1), 0)):
+            raise ValueError(f"{path}: 'labels' must be integers 0..K-1")
+    y = y_raw.astype(np.int64)
+    if W is not None and (W.ndim != 2 or W.shape[1] != H.shape[1]):
+        raise ValueError(f"{path}: 'classifier' must be K x d with d={H.shape[1]}, got {W.shape}")
+    if b is not None and (W is None or b.shape != (W.shape[0],)):
+        raise ValueError(f"{path}: 'bias' must have one entry per classifier row")
+    return FeatureSet(H, y, W, b, sp, path)
