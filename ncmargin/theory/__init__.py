@@ -13,6 +13,7 @@ from .margins import (
     pairwise_margins,
     ufm_normalized_margin,
 )
+from .nc import NCAccumulator, class_means, nc_metrics, nc_metrics_streaming, scatter_matrices
 
 __all__ = [
     # checks
@@ -33,4 +34,10 @@ __all__ = [
     "ufm_normalized_margin",
     "ce_loss",
     "ce_pmin_sandwich",
+    # nc
+    "nc_metrics",
+    "nc_metrics_streaming",
+    "NCAccumulator",
+    "class_means",
+    "scatter_matrices",
 ]
