@@ -93,7 +93,14 @@ def scatter_matrices(H, y, K=None):
 
 class NCAccumulator:
     """Streaming first pass for the NC metrics: counts, class means, pooled within-class scatter and
-    per-class squared spread, in O(K d + d^2) memory (Chan et al. 1979 pairwise merge).
+    per-class squared spread, in O(K d + d^2) memory.
+
+    Numerics: each class c is shifted by its first sample s_c (a "shifted data" accumulation), so
+    ``h - s_c`` is computed (often exactly, Sterbenz) before any mean is formed, and per-block
+    centred statistics are merged with the pairwise update of Chan, Golub & LeVeque (1979). Neither
+    step subtracts large nearly-equal second moments, so tight or far-off-origin clusters keep
+    their within-class scatter to relative accuracy ~eps. The shift depends only on the first
+    sample of each class in stream order, hence not on how the stream is chunked.
 
     ``update(H_chunk, y_chunk)`` may be called with chunks of any size (including classes missing
     from a chunk). Attributes after updates: ``counts`` (K,), ``means`` (K, d), ``within_scatter``
@@ -107,13 +114,19 @@ class NCAccumulator:
             raise ValueError(f"d must be a positive integer feature dimension, got {d!r}.")
         self.d = int(d)
         self.counts = np.zeros(self.K, dtype=np.int64)
-        self.means = np.zeros((self.K, self.d))
+        self.shift = np.zeros((self.K, self.d))
+        self.shifted_means = np.zeros((self.K, self.d))
         self.within_scatter = np.zeros((self.d, self.d))
         self.class_sq_spread = np.zeros(self.K)
 
     @property
     def num_samples(self) -> int:
         return int(self.counts.sum())
+
+    @property
+    def means(self) -> np.ndarray:
+        """Class means (K, d) (rows of classes not yet seen are 0)."""
+        return self.shift + self.shifted_means
 
     def update(self, H_chunk, y_chunk) -> "NCAccumulator":
         H, y, _ = check_features(H_chunk, y_chunk, self.K, allow_empty_class=True)
@@ -126,17 +139,23 @@ class NCAccumulator:
 
     def _update_block(self, H, y):
         K = self.K
+        if H.shape[0] == 0:
+            return
         nb = np.bincount(y, minlength=K)
         present = nb > 0
+        cls, first = np.unique(y, return_index=True)
+        new = self.counts[cls] == 0
+        self.shift[cls[new]] = H[first[new]]
+        Hs = H - self.shift[y]
         nbf = nb.astype(np.float64)
         mb = np.zeros((K, self.d))
-        mb[present] = _class_sums(H, y, K)[present] / nbf[present, None]
-        R = H - mb[y]  # centred by the block's own class means
+        mb[present] = _class_sums(Hs, y, K)[present] / nbf[present, None]
+        R = Hs - mb[y]  # centred by the block's own class means
         S_b = _gram(R)
         m2_b = np.bincount(y, weights=np.einsum("ij,ij->i", R, R), minlength=K)
         na = self.counts.astype(np.float64)
         n = na + nbf
-        delta = mb - self.means
+        delta = mb - self.shifted_means
         w = np.zeros(K)
         w[present] = na[present] * nbf[present] / n[present]
         # Chan et al. (1979): M2 = M2_a + M2_b + (n_a n_b / n) delta delta^T, per class, summed over classes.
@@ -144,7 +163,7 @@ class NCAccumulator:
         self.class_sq_spread += m2_b + w * np.einsum("ij,ij->i", delta, delta)
         frac = np.zeros(K)
         frac[present] = nbf[present] / n[present]
-        self.means += delta * frac[:, None]
+        self.shifted_means += delta * frac[:, None]
         self.counts += nb
 
     def check_complete(self) -> None:
@@ -229,11 +248,15 @@ def _cdnv(means, counts, class_sq_spread) -> float:
 def _ncc_mismatch_count(H, y, means, W, b) -> int:
     """Number of rows where argmax_k (w_k.h + b_k) differs from the nearest class mean
     argmin_c ||h - mu_c||^2 (Papyan et al. 2020, NC4, Fig. 7)."""
-    sq = np.sum(means * means, axis=1)
+    # distances are computed about the mean of the class means, which removes a common offset
+    # (||h - mu_c||^2 - ||h||^2 = ||mu_c||^2 - 2 h.mu_c loses digits when ||mu_c|| >> ||mu_c - mu_c'||)
+    center = means.mean(axis=0)
+    Mc = means - center
+    sq = np.sum(Mc * Mc, axis=1)
     count = 0
-    for sl in _row_blocks(H.shape[0], means.shape[0]):
+    for sl in _row_blocks(H.shape[0], max(means.shape[0], means.shape[1])):
         Hb = H[sl]
-        ncc = np.argmin(sq[None, :] - 2.0 * Hb @ means.T, axis=1)
+        ncc = np.argmin(sq[None, :] - 2.0 * (Hb - center) @ Mc.T, axis=1)
         Z = Hb @ W.T
         if b is not None:
             Z += b

@@ -1,0 +1,203 @@
+"""Neural-collapse metrics (THEORY.md §6): exact ETF cases, textbook cross-checks, streaming."""
+
+import numpy as np
+import pytest
+
+from ncmargin.theory import (
+    NCAccumulator,
+    class_means,
+    nc_metrics,
+    nc_metrics_streaming,
+    scatter_matrices,
+    simplex_etf,
+)
+
+KEYS = ["nc1_topk", "nc1_pinv", "nc2_equinorm_means", "nc2_equiangular_means", "nc2_maxangle_means",
+        "nc2_equinorm_classifier", "nc2_equiangular_classifier", "nc2_maxangle_classifier",
+        "nc3_self_duality", "nc4_ncc_mismatch", "cdnv", "within_cov_trace", "between_cov_trace",
+        "num_classes", "num_samples"]
+
+
+def _structured(N=600, d=12, K=5, seed=0, offset=0.0, noise=1.0, balanced=False):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(K), N // K) if balanced else rng.integers(0, K, N)
+    y[:K] = np.arange(K)
+    mu = 3 * rng.standard_normal((K, d))
+    H = offset + mu[y] + noise * rng.standard_normal((len(y), d))
+    W = mu + 0.8 * rng.standard_normal((K, d))
+    b = rng.standard_normal(K)
+    return H, y, W, b
+
+
+def _textbook(H, y, W, b):
+    """Papyan et al. (2020) metrics the plain way: loop over classes, explicit covariances, pinv."""
+    K = int(y.max()) + 1
+    N, d = H.shape
+    mu_G = H.mean(axis=0)
+    means = np.stack([H[y == c].mean(axis=0) for c in range(K)])
+    counts = np.array([np.sum(y == c) for c in range(K)])
+    Sw = np.zeros((d, d))
+    var = np.zeros(K)
+    for c in range(K):
+        R = H[y == c] - means[c]
+        Sw += R.T @ R
+        var[c] = np.mean(np.sum(R ** 2, axis=1))
+    Sw /= N
+    Sb = sum(counts[c] / N * np.outer(means[c] - mu_G, means[c] - mu_G) for c in range(K))
+    lam, V = np.linalg.eigh(Sb)
+    top = V[:, -(K - 1):] @ np.diag(1 / lam[-(K - 1):]) @ V[:, -(K - 1):].T
+    out = {"nc1_topk": np.trace(Sw @ top) / K,
+           "nc1_pinv": np.trace(Sw @ np.linalg.pinv(Sb, rcond=d * np.finfo(float).eps, hermitian=True)) / K}
+    Mc = means - mu_G
+    for name, R in (("means", Mc), ("classifier", W)):
+        n = np.linalg.norm(R, axis=1)
+        out[f"nc2_equinorm_{name}"] = np.std(n) / np.mean(n)
+        cos = [R[i] @ R[j] / (n[i] * n[j]) for i in range(K) for j in range(K) if i < j]
+        out[f"nc2_equiangular_{name}"] = np.std(cos)
+        out[f"nc2_maxangle_{name}"] = np.mean([abs(c + 1 / (K - 1)) for c in cos])
+    out["nc3_self_duality"] = np.linalg.norm(W / np.linalg.norm(W) - Mc / np.linalg.norm(Mc)) ** 2
+    ncc = np.array([np.argmin([np.linalg.norm(h - m) for m in means]) for h in H])
+    out["nc4_ncc_mismatch"] = np.mean(np.argmax(H @ W.T + b, axis=1) != ncc)
+    out["cdnv"] = np.mean([(var[i] + var[j]) / (2 * np.sum((means[i] - means[j]) ** 2))
+                           for i in range(K) for j in range(K) if i < j])
+    out["within_cov_trace"] = np.trace(Sw)
+    out["between_cov_trace"] = np.trace(Sb)
+    return out, (Sw, Sb, mu_G, means)
+
+
+@pytest.mark.parametrize("K,d,seed,perm", [(2, 1, None, False), (3, 2, 0, True), (5, 5, None, False),
+                                          (6, 11, 4, True), (10, 9, 2, True)])
+@pytest.mark.parametrize("scale", [1.0, 37.0])
+def test_exact_etf_features_are_collapsed(K, d, seed, perm, scale):
+    perm = np.random.default_rng(1).permutation(K) if perm else None
+    M = simplex_etf(K, d, seed=seed, perm=perm)
+    y = np.repeat(np.arange(K), 4)
+    H = scale * M[y]
+    r = nc_metrics(H, y, 0.5 * M, np.zeros(K))
+    assert sorted(r) == sorted(KEYS)
+    # Collapsed features are exact up to rounding of the class means (relative ~eps), so every
+    # metric is 0 up to ~eps (NC2 std/angles) or ~eps^2 (variance-type NC1/NC3/CDNV); 1e-12 is safe.
+    for k in KEYS[:11]:
+        assert abs(r[k]) < 1e-12, (k, r[k])
+    assert r["nc4_ncc_mismatch"] == 0.0
+    assert r["within_cov_trace"] < 1e-20 * scale ** 2
+    # Sigma_B of a unit ETF: (1/K) sum m_c m_c^T has trace 1 (rows of unit norm)
+    assert r["between_cov_trace"] == pytest.approx(scale ** 2, rel=1e-12)
+    assert r["num_classes"] == K and r["num_samples"] == 4 * K
+
+
+def test_classifier_keys_none_without_W_and_bias_needs_W():
+    H, y, W, b = _structured()
+    r = nc_metrics(H, y)
+    for k in ("nc2_equinorm_classifier", "nc2_equiangular_classifier", "nc2_maxangle_classifier",
+              "nc3_self_duality", "nc4_ncc_mismatch"):
+        assert r[k] is None
+    assert r["nc1_topk"] > 0 and r["cdnv"] > 0
+    with pytest.raises(ValueError, match="bias b was given without a classifier W"):
+        nc_metrics(H, y, None, b)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+def test_total_equals_within_plus_between(offset):
+    H, y, W, b = _structured(offset=offset, seed=3)  # unbalanced classes
+    ST, SW, SB, mu_G, means = scatter_matrices(H, y)
+    scale = np.abs(ST).max()
+    # ST and SW come from independently centred rows: the identity holds to rounding, ~N eps relative
+    np.testing.assert_allclose(ST, SW + SB, rtol=0, atol=1e-12 * scale)
+    assert not np.allclose(SW, 0) and not np.allclose(SB, 0)
+    np.testing.assert_allclose(means, class_means(H, y), rtol=1e-14)
+    np.testing.assert_allclose(mu_G, H.mean(axis=0), rtol=1e-14)
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_against_textbook_reference(balanced):
+    H, y, W, b = _structured(balanced=balanced, seed=5)
+    W = 0.2 * W + 3.0 * np.random.default_rng(0).standard_normal(W.shape)  # NCC and W disagree sometimes
+    r = nc_metrics(H, y, W, b)
+    ref, (Sw, Sb, mu_G, means) = _textbook(H, y, W, b)
+    ST, SW, SB, mu, mm = scatter_matrices(H, y)
+    np.testing.assert_allclose(SW, Sw, rtol=0, atol=1e-12 * np.abs(Sw).max())
+    np.testing.assert_allclose(SB, Sb, rtol=0, atol=1e-12 * np.abs(Sb).max())
+    for k, v in ref.items():
+        # different summation orders only: well-conditioned data, 1e-10 relative is ~1e6 eps
+        assert r[k] == pytest.approx(v, rel=1e-10, abs=1e-14), k
+    assert 0 < r["nc4_ncc_mismatch"] < 1  # the data was made so that NCC and W disagree sometimes
+
+
+def test_nc1_pinv_differs_from_topk_when_d_small():
+    # d = K-1: Sigma_B has rank K-1 = d, so both variants agree; with K-1 < d they coincide too for
+    # generic data (rank K-1). A rank-deficient Sigma_B (two equal class means) separates them.
+    H, y, W, b = _structured(K=4, d=6, seed=7)
+    r = nc_metrics(H, y)
+    assert r["nc1_topk"] == pytest.approx(r["nc1_pinv"], rel=1e-10)
+    H2 = H.copy()
+    H2[y == 3] += (H[y == 2].mean(axis=0) - H[y == 3].mean(axis=0))  # class 3 mean = class 2 mean
+    r2 = nc_metrics(H2, y)
+    assert np.isfinite(r2["nc1_pinv"]) and r2["nc1_topk"] > 1e6 * r2["nc1_pinv"]
+
+
+def _chunker(H, y, sizes):
+    def chunks():
+        start = 0
+        i = 0
+        while start < len(y):
+            n = sizes[i % len(sizes)]
+            yield H[start:start + n], y[start:start + n]
+            start += n
+            i += 1
+    return chunks
+
+
+@pytest.mark.parametrize("offset,noise", [(0.0, 1.0), (1e6, 1.0), (50.0, 1e-6)])
+def test_streaming_equals_in_memory(offset, noise):
+    H, y, W, b = _structured(N=900, d=16, K=7, seed=2, offset=offset, noise=noise)
+    r = nc_metrics(H, y, W, b)
+    for sizes in ([1, 2, 500], [37], [900], [13, 1]):
+        s = nc_metrics_streaming(_chunker(H, y, sizes), 7, W, b)
+        assert sorted(s) == sorted(KEYS)
+        for k in KEYS:
+            assert s[k] == pytest.approx(r[k], rel=1e-10, abs=0), (k, sizes)
+    s = nc_metrics_streaming(_chunker(H, y, [100]), 7)
+    r = nc_metrics(H, y)
+    for k in KEYS:
+        assert s[k] == (None if r[k] is None else pytest.approx(r[k], rel=1e-10, abs=0)), k
+
+
+def test_accumulator_has_no_cancellation():
+    # Collapsed features far from the origin: E[hh^T] - mu mu^T would leave ~eps * 1e12 ~ 1e-4 noise.
+    K = 4
+    M = simplex_etf(K, 6, seed=3)
+    y = np.tile(np.arange(K), 50)
+    H = 1e6 + M[y]
+    acc = NCAccumulator(K, 6)
+    for i in range(0, len(y), 7):
+        acc.update(H[i:i + 7], y[i:i + 7])
+    SW, SB, mu_G = acc.covariances()
+    assert np.abs(SW).max() < 1e-18
+    np.testing.assert_allclose(SB, M.T @ M / K, atol=1e-9)  # mean rounding at 1e6: ~1e-10
+    assert acc.num_samples == 200
+
+
+def test_streaming_errors():
+    H, y, W, b = _structured()
+    with pytest.raises(ValueError, match="zero-argument callable"):
+        nc_metrics_streaming([(H, y)], 5)
+    with pytest.raises(ValueError, match="yielded no chunk"):
+        nc_metrics_streaming(lambda: iter([]), 5)
+    with pytest.raises(ValueError, match=r"class with no sample: classes 5"):
+        nc_metrics_streaming(lambda: iter([(H, y)]), 6)
+    with pytest.raises(ValueError, match=r"outside 0\.\.K-1"):
+        nc_metrics_streaming(lambda: iter([(H, y)]), 3)
+    calls = []
+
+    def changing():
+        calls.append(1)
+        return iter([(H, y)] if len(calls) == 1 else [(H[:10], y[:10])])
+    with pytest.raises(ValueError, match="second pass"):
+        nc_metrics_streaming(changing, 5, W, b)
+    with pytest.raises(ValueError, match="feature dimension"):
+        NCAccumulator(5, 12).update(H[:, :3], y)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        H2 = H.copy()
+        H2[0, 0] = np.nan
+        nc_metrics(H2, y)
