@@ -146,11 +146,13 @@ class NCAccumulator:
         cls, first = np.unique(y, return_index=True)
         new = self.counts[cls] == 0
         self.shift[cls[new]] = H[first[new]]
-        Hs = H - self.shift[y]
+        Hs = self.shift[y]
+        np.subtract(H, Hs, out=Hs)  # in place: one block-sized buffer
         nbf = nb.astype(np.float64)
         mb = np.zeros((K, self.d))
         mb[present] = _class_sums(Hs, y, K)[present] / nbf[present, None]
-        R = Hs - mb[y]  # centred by the block's own class means
+        R = Hs
+        R -= mb[y]  # centred by the block's own class means
         S_b = _gram(R)
         m2_b = np.bincount(y, weights=np.einsum("ij,ij->i", R, R), minlength=K)
         na = self.counts.astype(np.float64)
