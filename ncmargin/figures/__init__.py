@@ -1,1 +1,128 @@
-"""ncmargin.figures."""
+"""ncmargin.figures — every figure of the toolkit, regenerated from saved results only (never trains).
+
+One module per figure, each ``plot_<name>(inputs..., out_dir) -> FigureResult(name, png, pdf, csv,
+caption)`` writing PNG + PDF + a CSV of exactly the numbers plotted:
+
+    terminal_phase.plot_terminal_phase(runs, out)   accuracy and loss vs epoch, onset of 100% train acc.
+    pmin.plot_pmin(runs, out)                       p_min vs epoch, raw and normalized (paper Fig. 3)
+    ce_svm.plot_ce_svm_deep(runs, out)              claim 1c: angle to W*(H_t) and margin ratio vs epoch
+    ce_svm.plot_ce_svm_fixed(claim1a, out)          claim 1a: angle (with a + c/log t fit), margin ratio
+    ce_svm.plot_ufm(claim1b, out)                   claim 1b: normalized margin → certified optimum, ...
+    bound.plot_bound(run, out)                      claim 2: bound terms stacked vs test error and gap
+    nc_metrics.plot_nc_metrics(runs, out)           NC1–NC4 vs epoch (Papyan et al. 2020 panels)
+    alignment.plot_alignment(sweep, out)            claim 3: test accuracy across alignments (paper Fig. 4)
+    predictors.plot_predictors(sweep, out)          claim 3: each predictor vs test accuracy, Spearman ρ
+
+:func:`make_figures` finds what a set of paths holds (run directories, a ``verify`` output directory, a
+sweep directory) and draws every figure the data supports; file formats are read in ``data.py`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+from .base import FigureResult
+
+log = logging.getLogger("ncmargin.figures")
+
+__all__ = ["FigureResult", "make_figures", "FIGURE_NAMES"]
+
+FIGURE_NAMES = ("terminal_phase", "pmin", "nc_metrics", "ce_svm_deep", "bound_<run>", "ce_svm_fixed",
+                "ce_svm_ufm", "alignment", "predictors")
+
+
+def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: str | os.PathLike,
+                 skipped: list[str] | None = None) -> list[FigureResult]:
+    """Draw every figure that the results under ``paths`` support, into ``out_dir``.
+
+    ``paths``: run directories (log.jsonl [+ analysis.json]), a ``verify`` output directory (runs/,
+    claim1a/, claim1b/, sweep/), a sweep directory (sweep.json), or the result files themselves.
+    A figure whose data is absent is skipped with the reason logged (logger ``ncmargin.figures``) and
+    appended to ``skipped`` if given. A missing path or a malformed results file raises
+    FileNotFoundError/ValueError naming the file. Returns the written figures in a fixed order.
+    """
+    from .data import discover, read_run, read_claim1a, read_claim1b, read_sweep, run_labels
+    from .terminal_phase import plot_terminal_phase
+    from .pmin import plot_pmin
+    from .nc_metrics import plot_nc_metrics, PANELS
+    from .ce_svm import plot_ce_svm_deep, plot_ce_svm_fixed, plot_ufm
+    from .bound import plot_bound
+    from .alignment import plot_alignment
+    from .predictors import plot_predictors
+    import numpy as np
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise ValueError("no paths given; pass run directories, a sweep directory or a verify output "
+                         "directory")
+    out_dir = Path(out_dir)
+    skipped = skipped if skipped is not None else []
+
+    def skip(what: str, why: str) -> None:
+        msg = f"{what}: skipped — {why}"
+        log.info(msg)
+        skipped.append(msg)
+
+    inv = discover(paths)
+    for note in inv.notes:
+        skip("input", note)
+    results: list[FigureResult] = []
+    runs = [read_run(d) for d in inv.runs]
+    run_labels(runs)
+
+    if runs:
+        results.append(plot_terminal_phase(runs, out_dir))
+        pm = [r for r in runs if r.has("p_min")]
+        if pm:
+            results.append(plot_pmin(pm, out_dir))
+        else:
+            skip("pmin", "no run logs 'p_min'")
+        nc_keys = [k for _, _, _, spec in PANELS for k, _, _ in spec]
+        ncr = [r for r in runs if any(r.has(k) for k in nc_keys)
+               or (r.analysis is not None and any(np.isfinite(r.analysis.col("nc", k)).any() for k in nc_keys))]
+        if ncr:
+            results.append(plot_nc_metrics(ncr, out_dir))
+        else:
+            skip("nc_metrics", "no run logs NC metrics")
+        svm = [r for r in runs if r.analysis is not None
+               and np.isfinite(r.analysis.col("svm", "angle_deg")).any()]
+        if svm:
+            results.append(plot_ce_svm_deep(svm, out_dir))
+        else:
+            skip("ce_svm_deep", "no run has analysis.json with an SVM solution "
+                 "(run `ncmargin analyze RUN`; before 100% train accuracy there is none)")
+        for r in runs:
+            if r.analysis is None:
+                skip(f"bound_{r.run_id}", f"{r.run_dir}/analysis.json absent (run `ncmargin analyze`)")
+            elif not any(isinstance(cp.get("bound"), dict) for cp in r.analysis.checkpoints):
+                skip(f"bound_{r.run_id}", f"{r.analysis.path}: no checkpoint has a bound (none terminal?)")
+            else:
+                results.append(plot_bound(r, out_dir))
+    else:
+        skip("terminal_phase, pmin, nc_metrics, ce_svm_deep, bound", "no run directory among the inputs")
+
+    for i, p in enumerate(inv.claim1a):
+        results.append(plot_ce_svm_fixed(read_claim1a(p), out_dir,
+                                         name="ce_svm_fixed" if i == 0 else f"ce_svm_fixed_{i}"))
+    if not inv.claim1a:
+        skip("ce_svm_fixed", "no claim1a/fixed_features.json among the inputs")
+    for i, p in enumerate(inv.claim1b):
+        results.append(plot_ufm(read_claim1b(p), out_dir, name="ce_svm_ufm" if i == 0 else f"ce_svm_ufm_{i}"))
+    if not inv.claim1b:
+        skip("ce_svm_ufm", "no claim1b/ufm.json among the inputs")
+
+    for i, p in enumerate(inv.sweeps):
+        sw = read_sweep(p)
+        sfx = "" if i == 0 else f"_{i}"
+        results.append(plot_alignment(sw, out_dir, name=f"alignment{sfx}"))
+        if any(r.predictors for r in sw.runs) and any(r.reached_tpt for r in sw.runs):
+            results.append(plot_predictors(sw, out_dir, name=f"predictors{sfx}"))
+        else:
+            skip(f"predictors{sfx}", f"{p}: no predictors, or no run reached 100% train accuracy")
+    if not inv.sweeps:
+        skip("alignment, predictors", "no sweep.json among the inputs")
+    return results

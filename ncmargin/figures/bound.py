@@ -1,0 +1,214 @@
+"""Claim 2: the margin bound against the measured test error and generalization gap over epochs.
+
+The bound (THEORY.md §4, [our form] of Gao et al. 2023 Thm 4.4 / Cor. 4.5 after Mohri, Rostamizadeh &
+Talwalkar 2018, Thm 9.2 made uniform over γ):
+    R ≤ (1/N)#{i: p_i ≤ γ} + (4K/γ)·R_N + sqrt(log(log2(2Γ/γ))/N) + sqrt(log(2/δ)/(2N)),
+evaluated by ``ncmargin analyze`` at γ = p_min and at the best γ on a grid, for each complexity measure
+(last layer on fixed features; spectral norm of the whole network; normalized margins). This module only
+plots what analysis.json holds: the terms stacked, the total, and the measured errors."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.lines import Line2D
+
+from .base import FigureResult, write_csv, fmt_num
+from .data import RunData, read_run, run_labels, as_float
+from . import style
+
+__all__ = ["plot_bound", "bound_terms"]
+
+VARIANT_TITLES = {"last_layer": "last layer (fixed features)", "spectral": "whole network (spectral)",
+                  "normalized": "normalized margins"}
+SHORT_TITLES = {"last_layer": "last layer", "spectral": "spectral (whole net)", "normalized": "normalized"}
+TOTAL_KEYS = ("total", "bound", "value")
+# Numeric entries of a terms dict that are not summands of the bound.
+NOT_TERMS = {"total", "bound", "value", "gamma", "margin", "vacuous", "n", "N", "K", "delta", "Gamma",
+             "gamma_max", "r", "Lambda", "rademacher", "R_N", "radius", "lambda", "n_train", "num_classes",
+             "grid_index", "complexity_measure", "spectral_complexity", "frac_below_gamma", "log_terms"}
+# Preferred stacking order (bottom to top) and legend names, for the names we know.
+TERM_NAMES = [
+    (("empirical", "empirical_margin_loss", "margin_loss", "empirical_term"), "empirical margin loss"),
+    (("complexity", "complexity_term", "rademacher_term"), "complexity (4K/γ)·R_N"),
+    (("loglog", "union", "union_term", "loglog_term", "uniform_gamma"), "union over γ"),
+    (("confidence", "confidence_term", "delta_term"), "confidence log(2/δ)"),
+]
+_RTOL = 1e-6
+
+
+def bound_terms(terms: dict, where: str) -> tuple[list[tuple[str, str, float]], float, str]:
+    """Split one terms dict into [(key, legend name, value)], the total and a warning ('' if none)."""
+    if not isinstance(terms, dict):
+        return [], math.nan, ""
+    total = math.nan
+    for k in TOTAL_KEYS:
+        if k in terms:
+            total = as_float(terms[k])
+            break
+    keys = [k for k, v in terms.items() if k not in NOT_TERMS and isinstance(v, (int, float))
+            and not isinstance(v, bool) or (k not in NOT_TERMS and v is None)]
+    out, seen = [], set()
+    for alias, nice in TERM_NAMES:
+        for k in alias:
+            if k in keys and k not in seen:
+                out.append((k, nice, as_float(terms[k])))
+                seen.add(k)
+    for k in keys:
+        if k not in seen:
+            out.append((k, k.replace("_", " "), as_float(terms[k])))
+    warn = ""
+    s = sum(v for _, _, v in out)
+    if not np.isfinite(total):
+        total = s
+    elif np.isfinite(s) and abs(s - total) > _RTOL * max(1.0, abs(total)):
+        warn = (f"{where}: the terms {[k for k, _, _ in out]} sum to {s:.6g}, not to the total {total:.6g}; "
+                f"plotted as given")
+    return out, total, warn
+
+
+@style.styled
+def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, name: str | None = None,
+               gamma_choice: str = "at_pmin") -> FigureResult:
+    """One panel per complexity measure with the bound's terms stacked at γ = p_min (linear y, line at 1),
+    and one log-y panel with every total (γ = p_min solid, best γ dashed) beside the measured test
+    error and gap. Needs analysis.json with ``checkpoints[].bound``."""
+    if not isinstance(run, RunData):
+        run = read_run(run)
+        run_labels([run])
+    if not run.label:
+        run_labels([run])
+    an = run.analysis
+    if an is None:
+        raise FileNotFoundError(f"{run.run_dir / 'analysis.json'}: no such file; run "
+                                f"`ncmargin analyze {run.run_dir}` first")
+    name = name or f"bound_{run.run_id}"
+    variants = []
+    for cp in an.checkpoints:
+        b = cp.get("bound")
+        if isinstance(b, dict):
+            for v in b:
+                if isinstance(b[v], dict) and v not in variants:
+                    variants.append(v)
+    if not variants:
+        raise ValueError(f"{an.path}: no checkpoint has a 'bound' entry (it is null before the onset of "
+                         f"100% train accuracy); nothing to plot")
+    ep_all = an.epochs
+    test_err = an.col("test_error")
+    if not np.isfinite(test_err).any():
+        acc = an.col("test_acc")
+        test_err = 1.0 - (acc / 100.0 if np.nanmax(acc) > 1.0 else acc)
+    elif np.nanmax(test_err) > 1.0:  # percent
+        test_err = test_err / 100.0
+    gap = an.col("gap")
+    if np.isfinite(gap).any() and np.nanmax(np.abs(gap)) > 1.0:
+        gap = gap / 100.0
+    nv = len(variants)
+    fig = style.plt.figure(figsize=(style.PAGE_WIDTH, 5.0), layout="constrained")
+    gs = fig.add_gridspec(2, nv, height_ratios=[1.0, 1.1])
+    axes = [fig.add_subplot(gs[0, j]) for j in range(nv)]
+    axes.append(fig.add_subplot(gs[1, :]))
+    rows, warns, handles_terms = [], [], {}
+    ax_cmp = axes[nv]
+    totals_txt = []
+    for j, v in enumerate(variants):
+        ax = axes[j]
+        per_ep, totals = [], []
+        term_names: list[tuple[str, str]] = []
+        for cp, e in zip(an.checkpoints, ep_all):
+            b = cp.get("bound") if isinstance(cp.get("bound"), dict) else {}
+            t = b.get(v, {}) if isinstance(b.get(v), dict) else {}
+            terms, total, warn = bound_terms(t.get(gamma_choice), f"{an.path} epoch {int(e)} {v}")
+            if warn:
+                warns.append(warn)
+            best_terms, best_total, _ = bound_terms(t.get("best"), "")
+            if terms:
+                per_ep.append((e, terms))
+                for k, nice, _ in terms:
+                    if (k, nice) not in term_names:
+                        term_names.append((k, nice))
+            totals.append((e, total, best_total))
+            for k, nice, val in terms:
+                rows.append([v, gamma_choice, e, k, val])
+            if terms:
+                rows.append([v, gamma_choice, e, "total", total])
+            if np.isfinite(best_total):
+                rows.append([v, "best", e, "total", best_total])
+        if per_ep:
+            x = np.array([e for e, _ in per_ep])
+            ys = [np.array([dict((k, val) for k, _, val in terms).get(k, 0.0) for _, terms in per_ep])
+                  for k, _ in term_names]
+            ys = [np.nan_to_num(y, nan=0.0) for y in ys]
+            cols = [style.color(4 + q) if q < 4 else style.color(q) for q in range(len(term_names))]
+            cols = [style.OKABE_ITO[q] for q in (4, 5, 2, 3, 0, 1, 6, 7)][:len(term_names)]
+            ax.stackplot(x, *ys, colors=cols, alpha=0.85, linewidth=0)
+            ax.plot(x, np.sum(ys, axis=0), color="0.1", linewidth=1.0)
+            for (k, nice), c in zip(term_names, cols):
+                handles_terms.setdefault(nice, c)
+            if len(x) > 1:
+                style.log_epoch_axis(ax)
+        style.mark_vacuous(ax)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("epoch (log scale)")
+        if j == 0:
+            ax.set_ylabel("bound on test error\n(terms stacked)")
+        style.panel_label(ax, f"({chr(97 + j)}) {SHORT_TITLES.get(v, v)}")
+        e_arr = np.array([e for e, _, _ in totals])
+        tot = np.array([t for _, t, _ in totals])
+        best = np.array([b for _, _, b in totals])
+        c = style.color(j)
+        m = np.isfinite(tot) & (tot > 0)
+        ax_cmp.plot(e_arr[m], tot[m], color=c, marker=style.marker(j), label=f"{VARIANT_TITLES.get(v, v)}")
+        mb = np.isfinite(best) & (best > 0)
+        if mb.any():
+            ax_cmp.plot(e_arr[mb], best[mb], color=c, linestyle="--", marker=style.marker(j),
+                        markerfacecolor="none")
+        if m.any():
+            totals_txt.append(f"{VARIANT_TITLES.get(v, v)}: {fmt_num(np.nanmin(tot[m]))}–"
+                              f"{fmt_num(np.nanmax(tot[m]))}")
+    me = np.isfinite(test_err) & (test_err > 0)
+    ax_cmp.plot(ep_all[me], test_err[me], color="0.1", marker="o", markersize=3, label="test error")
+    mg = np.isfinite(gap) & (gap > 0)
+    ax_cmp.plot(ep_all[mg], gap[mg], color="0.45", linestyle="-.", marker="x", markersize=3,
+                label="gap (test − train error)")
+    for k in range(len(ep_all)):
+        rows.append(["measured", "", ep_all[k], "test_error", test_err[k]])
+        rows.append(["measured", "", ep_all[k], "gap", gap[k]])
+    ax_cmp.set_yscale("log")
+    style.log_epoch_axis(ax_cmp)
+    style.mark_vacuous(ax_cmp)
+    style.mark_onset(ax_cmp, run.onset_epoch, "0.3")
+    ax_cmp.set_xlabel("epoch (log scale)")
+    ax_cmp.set_ylabel("error / bound (log scale)")
+    style.panel_label(ax_cmp, f"({chr(97 + nv)}) bound totals vs measured test error and gap")
+    from matplotlib.patches import Patch
+    handles = [Patch(color=c, alpha=0.85, label=n) for n, c in handles_terms.items()]
+    handles += [Line2D([], [], color=style.color(j), marker=style.marker(j), label=f"total: {VARIANT_TITLES.get(v, v)}")
+                for j, v in enumerate(variants)]
+    handles += [Line2D([], [], color="0.3", linestyle="-", label="γ = p_min"),
+                Line2D([], [], color="0.3", linestyle="--", marker="o", markerfacecolor="none", label="best γ on grid"),
+                Line2D([], [], color="0.1", marker="o", markersize=3, label="test error"),
+                Line2D([], [], color="0.45", linestyle="-.", marker="x", markersize=3, label="gap (test − train error)"),
+                Line2D([], [], color="0.3", linestyle=":", label="100% train acc.")]
+    style.legend_below(fig, handles, ncols=3)
+    fig.suptitle(f"{run.label}: terms at γ = p_min" if gamma_choice == "at_pmin" else run.label,
+                 fontsize=8)
+    out_dir = Path(out_dir)
+    png, pdf = style.save_figure(fig, out_dir, name)
+    csv = write_csv(out_dir / f"{name}.csv", ["complexity", "gamma", "epoch", "quantity", "value"], rows)
+    vac = "vacuous (above 1) throughout" if all(
+        as_float(r[4]) > 1 for r in rows if r[3] == "total" and np.isfinite(as_float(r[4]))) else \
+        "not vacuous at every checkpoint"
+    caption = (f"Claim 2, margin bound for {run.label}. Panels "
+               f"{', '.join(f'({chr(97 + j)})' for j in range(nv))}: the bound's terms stacked, at γ = p_min, "
+               f"for each complexity measure (total ranges {'; '.join(totals_txt) or 'n/a'}); the dashed line "
+               f"marks 1, above which a bound on an error probability says nothing. Panel ({chr(97 + nv)}): "
+               f"every total (solid: γ = p_min; dashed: best γ on the grid) against the measured test error "
+               f"and gap on a log scale. The bound is {vac}; what claim 2 needs is the trend, not the level. "
+               f"Checkpoints before 100% train accuracy have no bound (p_min ≤ 0).")
+    if warns:
+        caption += f" Warning: {warns[0]}" + (f" (and {len(warns) - 1} more)" if len(warns) > 1 else "")
+    return FigureResult(name, png, pdf, csv, caption)

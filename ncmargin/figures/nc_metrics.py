@@ -1,0 +1,103 @@
+"""Neural-collapse metrics NC1–NC4 against epoch, in the panels of Papyan, Han & Donoho (2020, Figs. 6–9).
+
+Definitions: THEORY.md §6 (NC1 = Tr(Σ_W Σ_B^†)/K with the top-(K-1) pseudo-inverse; NC2 equinorm =
+std/mean of centred class-mean norms, equiangularity = std of pairwise cosines; NC3 = ||W/||W||_F −
+Ṁ/||Ṁ||_F||_F²; NC4 = fraction of samples where the classifier disagrees with the nearest class mean)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from matplotlib.lines import Line2D
+
+from .base import FigureResult, write_csv
+from .data import RunData
+from .terminal_phase import _coerce_runs
+from . import style
+
+NAME = "nc_metrics"
+
+# (panel title, y label, log y, [(log key, legend text, line style)])
+PANELS = [
+    ("(a) NC1: within-class variability", r"Tr$(\Sigma_W \Sigma_B^\dagger)/K$", True,
+     [("nc1_topk", "NC1", "-")]),
+    ("(b) NC2: equinorm and equiangularity", "std/mean of norms; std of cosines", True,
+     [("nc2_equinorm_means", "equinorm (means)", "-"),
+      ("nc2_equinorm_classifiers", "equinorm (classifiers)", "-."),
+      ("nc2_equiangular_means", "equiangular (means)", "--"),
+      ("nc2_equiangular_classifiers", "equiangular (classifiers)", (0, (1, 1)))]),
+    ("(c) NC3: self-duality", r"$\|W/\|W\|_F - \dot M/\|\dot M\|_F\|_F^2$", True,
+     [("nc3_self_duality", "NC3", "-")]),
+    ("(d) NC4: classifier vs nearest class mean", "mismatch (% of train samples)", False,
+     [("nc4_ncc_mismatch", "NC4", "-")]),
+]
+
+
+def _series(r: RunData, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-epoch values from log.jsonl; else the checkpoints' 'nc' dict of analysis.json."""
+    if r.has(key):
+        return r.epochs, r.series(key)
+    if r.analysis is not None:
+        v = r.analysis.col("nc", key)
+        if np.isfinite(v).any():
+            return r.analysis.epochs, v
+    return np.array([]), np.array([])
+
+
+@style.styled
+def plot_nc_metrics(runs: Sequence[RunData | str | os.PathLike], out_dir: str | os.PathLike,
+                    name: str = NAME) -> FigureResult:
+    """Four panels (NC1, NC2, NC3, NC4) against epoch, one colour per run; NC1–NC3 on log y (they decay
+    towards 0 under collapse), NC4 in percent on a linear axis (it reaches exactly 0)."""
+    runs = _coerce_runs(runs)
+    keys = [k for _, _, _, spec in PANELS for k, _, _ in spec]
+    if not any(_series(r, k)[0].size for r in runs for k in keys):
+        raise ValueError(f"{runs[0].run_dir / 'log.jsonl'}: none of the NC metric keys {keys} is logged "
+                         f"(nor in analysis.json); nothing to plot")
+    fig, axes = style.new_figure(ncols=2, nrows=2, height=4.6)
+    rows = []
+    used_styles: dict[str, object] = {}
+    for p, (title, ylab, logy, spec) in enumerate(PANELS):
+        ax = axes.flat[p]
+        drawn = False
+        for i, r in enumerate(runs):
+            c = style.color(i)
+            for key, text, ls in spec:
+                ep, v = _series(r, key)
+                if not ep.size:
+                    continue
+                if key == "nc4_ncc_mismatch":
+                    v = v * 100.0 if np.nanmax(v) <= 1.0 else v
+                for k in range(len(ep)):
+                    rows.append([r.label, r.run_id, key, ep[k], v[k]])
+                m = np.isfinite(v) & ((v > 0) if logy else True)
+                ax.plot(ep[m], v[m], color=c, linestyle=ls)
+                drawn = True
+                if len(spec) > 1:
+                    used_styles[text] = ls
+            style.mark_onset(ax, r.onset_epoch, c)
+        if logy and drawn:
+            ax.set_yscale("log")
+        if not drawn:
+            ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center", color="0.4")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylab)
+        style.panel_label(ax, title)
+    handles = [Line2D([], [], color=style.color(i), linestyle="-", label=r.label) for i, r in enumerate(runs)]
+    handles += [Line2D([], [], color="0.3", linestyle=ls, label=t) for t, ls in used_styles.items()]
+    handles.append(Line2D([], [], color="0.3", linestyle=":", label="100% train acc."))
+    style.legend_below(fig, handles, ncols=3)
+    out_dir = Path(out_dir)
+    png, pdf = style.save_figure(fig, out_dir, name)
+    csv = write_csv(out_dir / f"{name}.csv", ["run", "run_id", "metric", "epoch", "value"], rows)
+    caption = ("Neural-collapse metrics against epoch (Papyan, Han & Donoho 2020). (a) NC1, within-class "
+               "variability relative to between-class spread; (b) NC2, variation of the centred class-mean "
+               "(and classifier) norms and of their pairwise cosines; (c) NC3, distance between the "
+               "normalized classifier and normalized class means; (d) NC4, share of training samples where "
+               "the network's prediction differs from the nearest-class-mean rule (NC4 in %; values 0 are "
+               "left off the log axes). All tend to 0 under neural collapse. Dotted lines: onset of 100% "
+               "train accuracy.")
+    return FigureResult(name, png, pdf, csv, caption)

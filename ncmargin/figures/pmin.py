@@ -1,0 +1,72 @@
+"""Minimum margin p_min against epoch for several runs, raw and normalized (the paper's Fig. 3).
+
+p_min = min_i (w_{y_i} - max_{k≠y_i} w_k)·h_i (THEORY.md §2; Gao et al. 2023, Def. of the minimum
+margin); the normalized margin is p_min / (||W||_F · max_i ||h_i||) as logged by the trainer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from matplotlib.lines import Line2D
+
+from .base import FigureResult, write_csv
+from .data import RunData
+from .terminal_phase import _coerce_runs
+from . import style
+
+NAME = "pmin"
+
+
+@style.styled
+def plot_pmin(runs: Sequence[RunData | str | os.PathLike], out_dir: str | os.PathLike,
+              name: str = NAME) -> FigureResult:
+    """(a) p_min and (b) the normalized margin against epoch, one line per run, zero line and the
+    onset of 100% train accuracy marked. Needs ``epoch`` and ``p_min`` per log line; the normalized
+    panel uses ``normalized_margin`` where logged."""
+    runs = _coerce_runs(runs)
+    for r in runs:
+        if not r.has("p_min"):
+            raise ValueError(f"{r.run_dir / 'log.jsonl'}: no 'p_min' values; the p_min figure needs the "
+                             f"per-epoch minimum margin")
+    fig, axes = style.new_figure(ncols=2, height=2.5)
+    ax_raw, ax_norm = axes[0]
+    rows = []
+    any_norm = False
+    for i, r in enumerate(runs):
+        c, ls = style.color(i), style.linestyle(i)
+        ep, pm, nm = r.epochs, r.series("p_min"), r.series("normalized_margin")
+        ax_raw.plot(ep, pm, color=c, linestyle=ls)
+        if r.has("normalized_margin"):
+            any_norm = True
+            ax_norm.plot(ep, nm, color=c, linestyle=ls)
+        for ax in (ax_raw, ax_norm):
+            style.mark_onset(ax, r.onset_epoch, c)
+        for k in range(len(ep)):
+            rows.append([r.label, r.run_id, ep[k], pm[k], nm[k],
+                         "" if r.onset_epoch is None else r.onset_epoch])
+    for ax in (ax_raw, ax_norm):
+        ax.axhline(0.0, color="0.2", linewidth=0.8, zorder=1)
+        ax.set_xlabel("epoch")
+    ax_raw.set_ylabel(r"$p_{\min}$ (logit units)")
+    ax_norm.set_ylabel(r"$p_{\min}\,/\,(\|W\|_F \mathrm{max}_i \|h_i\|)$")
+    style.panel_label(ax_raw, "(a) minimum margin")
+    style.panel_label(ax_norm, "(b) normalized minimum margin")
+    if not any_norm:
+        ax_norm.text(0.5, 0.5, "normalized margin not logged", transform=ax_norm.transAxes,
+                     ha="center", va="center", color="0.4")
+    handles = [Line2D([], [], color=style.color(i), linestyle=style.linestyle(i), label=r.label)
+               for i, r in enumerate(runs)]
+    handles.append(Line2D([], [], color="0.3", linestyle=":", label="100% train acc."))
+    style.legend_below(fig, handles)
+    out_dir = Path(out_dir)
+    png, pdf = style.save_figure(fig, out_dir, name)
+    csv = write_csv(out_dir / f"{name}.csv",
+                    ["run", "run_id", "epoch", "p_min", "normalized_margin", "onset_epoch"], rows)
+    caption = ("Minimum training margin against epoch (cf. Gao et al. 2023, Fig. 3). (a) Raw "
+               "p_min = min_i (w_{y_i} − max_{k≠y_i} w_k)·h_i, positive exactly when all training samples "
+               "are classified correctly; (b) the same divided by ||W||_F·max_i ||h_i||, which removes the "
+               "growth that comes from the scale of W and H alone. Dotted lines: onset of 100% train "
+               "accuracy.")
+    return FigureResult(name, png, pdf, csv, caption)

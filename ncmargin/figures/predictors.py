@@ -1,0 +1,108 @@
+"""Claim 3: each alignment predictor (THEORY.md §5; the paper's Thms 4.8–4.10 in [our form]) against
+final test accuracy, one point per run, Spearman's rank correlation ρ in the panel title.
+
+ρ and its p-value are taken from sweep.json's ``stats.predictor_correlations`` when present (they may
+carry a bootstrap interval, shown too); otherwise computed here with scipy.stats.spearmanr over the runs
+that reached 100% train accuracy."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.lines import Line2D
+from scipy import stats
+
+from .base import FigureResult, write_csv, to_percent, fmt_num
+from .data import Sweep, read_sweep, as_float
+from . import style
+
+__all__ = ["plot_predictors"]
+
+NICE = {
+    "concentration_score": "concentration score{scale} (smaller = better)",
+    "gamma_over_dist_mean": r"mean $\gamma_{y,y'}/\|m_y - m_{y'}\|$",
+    "gamma_over_dist_min": r"min $\gamma_{y,y'}/\|m_y - m_{y'}\|$",
+}
+
+
+def _corr(sweep: Sweep, name: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float, str]:
+    pc = sweep.stats.get("predictor_correlations")
+    if isinstance(pc, dict) and isinstance(pc.get(name), dict):
+        d = pc[name]
+        rho = as_float(d.get("rho", d.get("spearman_rho")))
+        if np.isfinite(rho):
+            return (rho, as_float(d.get("p", d.get("p_value"))), as_float(d.get("ci_low")),
+                    as_float(d.get("ci_high")), "sweep.json")
+    m = np.isfinite(x) & np.isfinite(y)
+    if m.sum() < 3 or np.ptp(x[m]) == 0 or np.ptp(y[m]) == 0:
+        return math.nan, math.nan, math.nan, math.nan, "too few distinct values"
+    res = stats.spearmanr(x[m], y[m])
+    return float(res.statistic), float(res.pvalue), math.nan, math.nan, "computed here"
+
+
+@style.styled
+def plot_predictors(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike,
+                    name: str = "predictors") -> FigureResult:
+    sweep = sweep if isinstance(sweep, Sweep) else read_sweep(sweep)
+    names = list(dict.fromkeys(k for r in sweep.runs for k in r.predictors))
+    if not names:
+        raise ValueError(f"{sweep.path}: no run has 'predictors'; the sweep must compute the alignment "
+                         f"predictors (rerun `ncmargin sweep`)")
+    inc = [r for r in sweep.runs if r.reached_tpt]
+    if not inc:
+        raise ValueError(f"{sweep.path}: no run reached 100% train accuracy; nothing to correlate")
+    acc = to_percent(np.array([r.final_test_acc for r in sweep.runs]))
+    acc_by_run = {id(r): a for r, a in zip(sweep.runs, acc)}
+    al_idx = {a: i for i, a in enumerate(sweep.alignment_ids)}
+    n = len(names)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig, axes = style.new_figure(ncols=ncols, nrows=nrows,
+                                 width=style.COLUMN_WIDTH if n == 1 else style.PAGE_WIDTH,
+                                 height=2.4 * nrows)
+    rows, summary = [], []
+    for p, pname in enumerate(names):
+        ax = axes.flat[p]
+        x = np.array([r.predictors.get(pname, math.nan) for r in inc])
+        y = np.array([acc_by_run[id(r)] for r in inc])
+        for r, xi, yi in zip(inc, x, y):
+            ai = al_idx.get(r.alignment, 0)
+            ax.plot(xi, yi, linestyle="none", marker=style.marker(ai), color=style.color(ai), alpha=0.9)
+            rows.append([pname, r.alignment, "" if r.seed is None else r.seed, xi, yi])
+        fin = x[np.isfinite(x)]
+        if fin.size and (fin > 0).all() and fin.max() / fin.min() > 100:
+            ax.set_xscale("log")
+            xlab_scale = " (log scale)"
+        else:
+            xlab_scale = ""
+        rho, pv, lo, hi, src = _corr(sweep, pname, x, y)
+        ci = f" (CI {fmt_num(lo, 2)} to {fmt_num(hi, 2)})" if np.isfinite(lo) and np.isfinite(hi) else ""
+        ax.set_title(f"Spearman ρ = {fmt_num(rho, 2)}{ci}, p = {fmt_num(pv, 2)}", fontsize=7)
+        lab = NICE.get(pname, pname.replace("_", " ") + "{scale}")
+        ax.set_xlabel(lab.format(scale=xlab_scale.replace(" (log scale)", ", log scale"))
+                      if "{scale}" in lab else lab + xlab_scale)
+        if p % ncols == 0:
+            ax.set_ylabel("final test accuracy (%)")
+        summary.append(f"{pname}: ρ = {fmt_num(rho, 2)}{ci} (p = {fmt_num(pv, 2)}, {src})")
+        rows.append([pname, "spearman_rho", "", rho, pv])
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], linestyle="none", marker=style.marker(i), color=style.color(i),
+                      label=f"alignment {a}") for a, i in al_idx.items()]
+    style.legend_below(fig, handles, ncols=min(len(handles), 6))
+    out_dir = Path(out_dir)
+    png, pdf = style.save_figure(fig, out_dir, name)
+    csv = write_csv(out_dir / f"{name}.csv", ["predictor", "alignment", "seed", "value", "test_acc_pct"],
+                    rows)
+    n_exc = len(sweep.runs) - len(inc)
+    caption = ("Claim 3, alignment predictors from the theory against final test accuracy, one point per run "
+               "(colour = alignment)"
+               + (f", {n_exc} run(s) without 100% train accuracy left out" if n_exc else "")
+               + ". Titles: Spearman rank correlation across runs" + ("; " if summary else "")
+               + "; ".join(summary) + ". A predictor that explains the alignment effect correlates with "
+               "accuracy (negatively for the concentration score, where smaller is better). The rows "
+               "'spearman_rho' of the CSV hold ρ in 'value' and its p-value in 'test_acc_pct'.")
+    return FigureResult(name, png, pdf, csv, caption)

@@ -1,0 +1,168 @@
+"""One plotting style for every ncmargin figure.
+
+- Matplotlib's non-interactive Agg backend (figures are written to files, never shown).
+- The Okabe & Ito (2008) colour-blind-safe palette, in a fixed order, with line styles that cycle
+  independently so that more than eight runs stay distinguishable in greyscale too.
+- Sizes for a two-column paper: ``COLUMN_WIDTH`` (3.3 in) for one panel, ``PAGE_WIDTH`` (6.9 in) for a
+  row of panels; 8 pt text, so a figure printed at its nominal size is readable without zooming.
+- :func:`save_figure` writes PNG (200 dpi) and PDF atomically (ncmargin.io.atomic_path) and closes the figure.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=True)  # never open a window; must precede pyplot
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ncmargin.io import atomic_path  # noqa: E402
+
+__all__ = [
+    "OKABE_ITO", "COLUMN_WIDTH", "PAGE_WIDTH", "LINESTYLES", "MARKERS", "RC", "color", "linestyle",
+    "marker", "log_epoch_axis", "styled", "legend_below", "new_figure", "save_figure", "mark_onset", "mark_vacuous", "panel_label", "plt",
+]
+
+# fontTools warns about font-header timestamps when it subsets a TrueType font into the PDF; harmless.
+logging.getLogger("fontTools").setLevel(logging.ERROR)
+
+# Okabe, M. & Ito, K. (2008) "Color Universal Design"; black moved last, yellow after the strong hues.
+OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#F0E442", "#000000"]
+LINESTYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+
+COLUMN_WIDTH = 3.3  # inches, one column of a two-column paper
+PAGE_WIDTH = 6.9    # inches, full text width
+
+RC = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.framealpha": 0.85,
+    "legend.borderaxespad": 0.3,
+    "legend.handlelength": 1.8,
+    "lines.linewidth": 1.3,
+    "lines.markersize": 4,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": matplotlib.cycler(color=OKABE_ITO),
+    "figure.dpi": 100,
+    "savefig.dpi": 200,
+    "savefig.bbox": "tight",
+    "savefig.pad_inches": 0.03,
+    "pdf.fonttype": 42,  # embed TrueType: text stays text in the PDF
+    "ps.fonttype": 42,
+}
+
+
+def color(i: int) -> str:
+    """The i-th colour of the Okabe–Ito palette (cycles after 8)."""
+    return OKABE_ITO[i % len(OKABE_ITO)]
+
+
+def linestyle(i: int) -> str:
+    """Line style for the i-th series: changes once every 8 series so colour + style stay unique."""
+    return LINESTYLES[(i // len(OKABE_ITO)) % len(LINESTYLES)]
+
+
+def marker(i: int) -> str:
+    return MARKERS[i % len(MARKERS)]
+
+
+def styled(func):
+    """Decorator: run a plotting function inside the house rc context (fonts, palette, grid)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(RC):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def legend_below(fig, handles, ncols: int | None = None) -> None:
+    """One legend under the panels, where it cannot hide data."""
+    if not handles:
+        return
+    n = len(handles)
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols or min(n, 4 if n != 5 else 3),
+               frameon=False)
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None, height: float | None = None,
+               **kwargs):
+    """A figure in the house style: one panel is COLUMN_WIDTH wide, two or more span PAGE_WIDTH."""
+    if width is None:
+        width = COLUMN_WIDTH if ncols == 1 else PAGE_WIDTH
+    if height is None:
+        height = 2.4 * nrows if ncols > 1 else 2.5 * nrows
+    with plt.rc_context(RC):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False,
+                                 layout="constrained", **kwargs)
+    return fig, axes
+
+
+def save_figure(fig, out_dir: str | os.PathLike, name: str) -> tuple[Path, Path]:
+    """Write ``out_dir/name.png`` and ``out_dir/name.pdf`` atomically and close the figure."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, pdf = out_dir / f"{name}.png", out_dir / f"{name}.pdf"
+    with plt.rc_context(RC):
+        try:
+            with atomic_path(png) as tmp:
+                fig.savefig(tmp, format="png")
+            with atomic_path(pdf) as tmp:
+                fig.savefig(tmp, format="pdf")
+        finally:
+            plt.close(fig)
+    return png, pdf
+
+
+def mark_onset(ax, epoch, col, label: str | None = None) -> None:
+    """Dotted vertical line at the onset of the terminal phase (first epoch with 100% train accuracy)."""
+    if epoch is None:
+        return
+    ax.axvline(epoch, color=col, linestyle=":", linewidth=1.0, alpha=0.9, label=label, zorder=1)
+
+
+def mark_vacuous(ax) -> None:
+    """Horizontal line at 1: an error bound above it says nothing (vacuous)."""
+    ax.axhline(1.0, color="0.35", linestyle="--", linewidth=0.9, zorder=1)
+    ax.annotate("vacuous above 1", xy=(1.0, 1.0), xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                textcoords="offset points", ha="right", va="bottom", fontsize=6.5, color="0.3")
+
+
+def log_epoch_axis(ax, axis: str = "x") -> None:
+    """Log scale with plain numbers (1, 10, 100; and 20, 30 ... when the range is narrow) instead of
+    2×10^1: epochs are counts, and readers compare them with the numbers in the text."""
+    from matplotlib import ticker
+
+    getattr(ax, f"set_{axis}scale")("log")
+    a = getattr(ax, f"{axis}axis")
+    fmt = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    a.set_major_formatter(fmt)
+    a.set_minor_formatter(ticker.FuncFormatter(
+        lambda v, _: f"{v:g}" if _narrow(ax, axis) and str(f"{v:g}")[0] in "235" else ""))
+
+
+def _narrow(ax, axis: str) -> bool:
+    import math
+
+    lo, hi = getattr(ax, f"get_{axis}lim")()
+    return lo > 0 and hi > 0 and math.log10(hi / lo) < 1.3
+
+
+def panel_label(ax, text: str) -> None:
+    """Panel letter '(a)' etc. at the top left, outside the data area."""
+    ax.set_title(text, loc="left", fontsize=8, fontweight="bold")
