@@ -9,6 +9,11 @@ With probability ≥ 1 − δ over the N training samples, for every γ ∈ (0, 
            empirical_margin_loss   complexity             uniform_gamma               confidence
 
 The empirical term uses the indicator 1[p_i ≤ γ], an upper bound of Mohri's ρ-margin loss Φ_ρ.
+
+Constant caveat: Mohri's binary Thm 5.8 has 2/ρ and its uniform version Thm 5.9 has 4/ρ (the geometric grid
+ρ_k = Γ/2^k costs a factor 2). Applying the same argument to the multi-class Thm 9.2 (4K/ρ) gives 8K/γ;
+THEORY.md fixes 4K/γ. ``factor`` (default 4, THEORY.md's form) selects the constant; ``factor=8`` is the
+form that follows from the union-bound argument without loss. Trends (claim 2) do not depend on it.
 For γ ∈ (0, Γ], log2(2Γ/γ) ≥ 1, so the inner log is ≥ 0 and the uniform term is real (0 at γ = Γ);
 γ ≤ 0 or γ > Γ is outside the theorem and raises. Γ must bound the margins of the class, e.g.
 ``margin_range(H, W) = 2·r·Λ`` ≥ |(w_y − w_k)·h| for all samples (then the empirical loss at Γ is 1 and no
@@ -69,14 +74,15 @@ def _positive(x, name: str) -> float:
 
 
 def margin_bound(margins, gamma, *, K: int, rademacher: float, Gamma: float,
-                 delta: float = 0.05) -> dict[str, Any]:
+                 delta: float = 0.05, factor: float = 4.0) -> dict[str, Any]:
     """Evaluate the uniform-in-γ multi-class margin bound (module docstring; [our form] of Mohri et al.
     2018 Thm 9.2 + Thm 5.9) at one margin γ.
 
     Parameters: ``margins`` the N training margins p_i; ``gamma`` in (0, Gamma]; ``K`` classes;
     ``rademacher`` an upper bound of R_N(Π1(F)) (e.g. :func:`rademacher_last_layer` or
     ``spectral_complexity(...)["rademacher"]``); ``Gamma`` the upper end of the γ range (fixed in
-    advance, e.g. :func:`margin_range`); ``delta`` the failure probability.
+    advance, e.g. :func:`margin_range`); ``delta`` the failure probability; ``factor`` the constant
+    in ``factor·K/γ·R_N`` (4: THEORY.md; 8: the rigorous uniform constant, module docstring).
 
     Returns a dict with ``empirical_margin_loss``, ``complexity``, ``uniform_gamma``, ``confidence``,
     ``total`` (their sum), ``vacuous`` (total > 1: the bound says nothing about a 0-1 risk), ``gamma``,
@@ -93,6 +99,7 @@ def margin_bound(margins, gamma, *, K: int, rademacher: float, Gamma: float,
         raise ValueError(f"delta must be in (0, 1), got {delta}; e.g. 0.05.")
     if int(K) < 2:
         raise ValueError(f"K must be ≥ 2 classes, got {K}.")
+    factor = _positive(factor, "factor")
     if not np.isfinite(gamma) or gamma <= 0:
         raise ValueError(f"gamma must be > 0 (the bound holds for γ in (0, Γ]), got {gamma}; with "
                          "p_min ≤ 0 (not 100% train accuracy) use best_gamma_bound on a positive grid.")
@@ -101,13 +108,13 @@ def margin_bound(margins, gamma, *, K: int, rademacher: float, Gamma: float,
                          "(log(log2(2Γ/γ)) < 0 beyond); raise Gamma (e.g. margin_range(H, W)) or lower γ.")
     gamma = min(gamma, Gamma)
     emp = float(np.count_nonzero(p <= gamma)) / N
-    comp = 4.0 * int(K) / gamma * rademacher
+    comp = factor * int(K) / gamma * rademacher
     unif = float(np.sqrt(max(np.log(np.log2(2.0 * Gamma / gamma)), 0.0) / N))
     conf = float(np.sqrt(np.log(2.0 / delta) / (2.0 * N)))
     total = emp + comp + unif + conf
     return {"empirical_margin_loss": emp, "complexity": comp, "uniform_gamma": unif, "confidence": conf,
             "total": total, "vacuous": bool(total > 1.0), "gamma": gamma, "Gamma": Gamma, "N": N,
-            "K": int(K), "delta": float(delta), "rademacher": rademacher}
+            "K": int(K), "delta": float(delta), "rademacher": rademacher, "factor": factor}
 
 
 def default_gamma_grid(Gamma: float, n: int = 200, low: float = 1e-4) -> np.ndarray:
@@ -119,7 +126,7 @@ def default_gamma_grid(Gamma: float, n: int = 200, low: float = 1e-4) -> np.ndar
 
 
 def best_gamma_bound(margins, gammas=None, *, K: int, rademacher: float, Gamma: float,
-                     delta: float = 0.05, include_pmin: bool = True) -> dict[str, Any]:
+                     delta: float = 0.05, include_pmin: bool = True, factor: float = 4.0) -> dict[str, Any]:
     """Minimize the uniform margin bound over a grid of γ (legitimate because the bound holds for all
     γ ∈ (0, Γ] simultaneously).
 
@@ -141,11 +148,11 @@ def best_gamma_bound(margins, gammas=None, *, K: int, rademacher: float, Gamma: 
     ps = np.sort(p)
     N = p.size
     emp = np.searchsorted(ps, g, side="right") / N
-    comp = 4.0 * int(K) / g * float(rademacher)
+    comp = float(factor) * int(K) / g * float(rademacher)
     unif = np.sqrt(np.maximum(np.log(np.log2(2.0 * Gamma / g)), 0.0) / N)
     total = emp + comp + unif
     best = float(g[int(np.argmin(total))])
-    out = margin_bound(p, best, K=K, rademacher=rademacher, Gamma=Gamma, delta=delta)
+    out = margin_bound(p, best, K=K, rademacher=rademacher, Gamma=Gamma, delta=delta, factor=factor)
     conf = out["confidence"]
     out["grid"] = g
     out["grid_total"] = total + conf

@@ -102,3 +102,13 @@ def test_normalized_margins_make_bound_scale_free():
     np.testing.assert_allclose(normalized_margins(p * c, c), p, rtol=1e-15)
     with pytest.raises(ValueError, match="positive"):
         normalized_margins(p, 0.0)
+
+
+def test_factor_selects_the_complexity_constant():
+    p = np.array([0.5, 1.0, 1.5])
+    a = margin_bound(p, 1.0, K=4, rademacher=0.01, Gamma=3.0)
+    b = margin_bound(p, 1.0, K=4, rademacher=0.01, Gamma=3.0, factor=8.0)
+    assert a["factor"] == 4.0 and b["complexity"] == pytest.approx(2 * a["complexity"])
+    assert b["total"] - a["total"] == pytest.approx(a["complexity"])
+    best8 = best_gamma_bound(p, K=4, rademacher=0.01, Gamma=3.0, factor=8.0)
+    assert best8["factor"] == 8.0 and best8["total"] >= best_gamma_bound(p, K=4, rademacher=0.01, Gamma=3.0)["total"]

@@ -55,3 +55,23 @@ def test_margin_ratio_with_bias_uses_augmented_norm():
     assert val < 1
     with pytest.raises(ValueError, match="b_star"):
         margin_ratio(H, y, Ws, Ws, b=b)
+
+
+def test_margin_ratio_against_solver_solution_with_and_without_bias():
+    solvers = pytest.importorskip("ncmargin.solvers")
+    rng = np.random.default_rng(3)
+    K, d, n = 3, 4, 8
+    M = simplex_etf(K, d, seed=1)
+    y = np.repeat(np.arange(K), n)
+    H = 1.5 + M[y] + 0.3 * rng.normal(size=(K * n, d))
+    sol = solvers.multiclass_svm(H, y)
+    assert margin_ratio(H, y, sol.W, sol.W) == pytest.approx(1.0, rel=1e-9)
+    ratios = [margin_ratio(H, y, sol.W + 0.2 * rng.normal(size=sol.W.shape), sol.W) for _ in range(20)]
+    assert max(ratios) < 1 + 1e-6  # W* maximizes p_min/||W||_F (up to the solver's tolerance)
+    # the solver's p_min of its own solution is 1 (functional margin), so the ratio is ||W*||·1/||W*||
+    solb = solvers.multiclass_svm(H, y, bias=True)
+    assert margin_ratio(H, y, solb.W, solb.W, b=solb.b, b_star=solb.b) == pytest.approx(1.0, rel=1e-9)
+    # the biased SVM has a larger best normalized margin than the unbiased one on off-centre features,
+    # so the unbiased W* judged in the augmented geometry (b = 0) has ratio < 1
+    r = margin_ratio(H, y, sol.W, solb.W, b=np.zeros(K), b_star=solb.b)
+    assert r < 1 + 1e-6
