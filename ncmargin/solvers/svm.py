@@ -298,6 +298,23 @@ def _solve_restricted_dual(Q, si, C):
     return np.asarray(res.x, dtype=np.float64), status
 
 
+def _sym_solve(A, r):
+    """Solve the symmetric system A x = r (LDLᵀ via LAPACK sysv); least squares if A is singular."""
+    import scipy.linalg as sla
+
+    import warnings
+
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", sla.LinAlgWarning)
+            x = sla.solve(A, r, assume_a="sym", check_finite=False)
+        if np.all(np.isfinite(x)) and np.linalg.norm(A @ x - r) <= 1e-8 * max(1.0, np.linalg.norm(r)):
+            return x
+    except (np.linalg.LinAlgError, ValueError, sla.LinAlgError):
+        pass
+    return np.linalg.lstsq(A, r, rcond=None)[0]
+
+
 def _polish(Q, alpha, si, C):
     """Equality-constrained re-solve on the active set (exact up to rounding): hard margin solves
     Q_AA α_A = 1; soft margin adds one multiplier ν_i per sample whose duals sum to C. Returns a
@@ -313,7 +330,7 @@ def _polish(Q, alpha, si, C):
     QA = Q[np.ix_(act, act)]
     rhs = np.ones(act.size)
     if C is None:
-        sol = np.linalg.lstsq(QA, rhs, rcond=None)[0]
+        sol = _sym_solve(QA, rhs)
         new = np.zeros_like(alpha)
         new[act] = sol
         return new
@@ -323,7 +340,7 @@ def _polish(Q, alpha, si, C):
     E = (si[act][:, None] == sat[None, :]).astype(np.float64)
     KKT = np.block([[QA, E], [E.T, np.zeros((sat.size, sat.size))]])
     r = np.concatenate([rhs, np.full(sat.size, float(C))])
-    sol = np.linalg.lstsq(KKT, r, rcond=None)[0]
+    sol = _sym_solve(KKT, r)
     if sat.size and np.any(sol[act.size:] < -1e-9 * max(1.0, abs(sol[act.size:]).max())):
         return None
     new = np.zeros_like(alpha)
@@ -403,8 +420,7 @@ def multiclass_svm(H, y, *, C: float | None = None, bias: bool = False, tol: flo
         raise ValueError("no samples: H has 0 rows; pass at least one labelled feature row.")
     Hx = np.hstack([H, np.full((N, 1), float(bias_scale))]) if bias else H
     if method == "cvxpy":
-        W, pi, pk, alpha, n_iter, info = _solve_cvxpy(Hx, y, K, C)
-        xi_ws = None
+        W, pi, pk, alpha, n_iter, info, xi_ws = _solve_cvxpy(Hx, y, K, C)
     else:
         W, pi, pk, alpha, n_iter, info, xi_ws = _solve_working_set(Hx, y, K, C, tol, max_iter, init_size,
                                                                    verbose, max_seconds, t0)
@@ -465,6 +481,7 @@ def _solve_cvxpy(H, y, K, C):
         cons = [marg >= 1 - xi[pi], xi >= 0]
         obj = 0.5 * cp.sum_squares(W) + C * cp.sum(xi)
     prob = cp.Problem(cp.Minimize(obj), cons)
+    xi_val = None
     try:
         prob.solve(solver=cp.CLARABEL, tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11,
                    max_iter=500)
@@ -484,7 +501,10 @@ def _solve_cvxpy(H, y, K, C):
     if W.value is None:
         raise RuntimeError(f"cvxpy/Clarabel returned status {prob.status} without a solution")
     alpha = np.asarray(cons[0].dual_value, dtype=np.float64).ravel()
-    return np.asarray(W.value, dtype=np.float64), pi, pk, alpha, 1, {"solver_status": prob.status}
+    if C is not None:
+        xi_val = np.maximum(np.asarray(xi.value, dtype=np.float64).ravel(), 0.0)
+    return (np.asarray(W.value, dtype=np.float64), pi, pk, alpha, 1, {"solver_status": prob.status},
+            xi_val)
 
 
 def _solve_working_set(H, y, K, C, tol, max_iter, init_size, verbose, max_seconds=None, t0=None):
