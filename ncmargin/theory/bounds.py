@@ -53,6 +53,8 @@ __all__ = [
     "spectral_complexity",
     "spectral_product",
     "normalized_margins",
+    "bound_report",
+    "last_layer_bound",
 ]
 
 
@@ -244,3 +246,59 @@ def normalized_margins(margins, scale: float) -> np.ndarray:
     """
     s = _positive(scale, "scale")
     return _margins(margins) / s
+
+
+def bound_report(margins, *, K: int, rademacher: float, Gamma: float, delta: float = 0.05, gammas=None,
+                 factor: float = 4.0) -> dict[str, Any]:
+    """The bound at γ = p_min and at the best γ of a grid (THEORY.md §4 asks for both at every checkpoint).
+
+    Returns ``{"p_min", "at_pmin", "best"}``: ``at_pmin`` is :func:`margin_bound` at γ = p_min, or None when
+    p_min ∉ (0, Γ] (not 100% train accuracy: the γ = p_min reading does not exist; ``at_pmin_reason`` says
+    why); ``best`` is :func:`best_gamma_bound` without its grid arrays.
+    """
+    p = _margins(margins)
+    pm = float(p.min())
+    kw = dict(K=K, rademacher=rademacher, Gamma=Gamma, delta=delta, factor=factor)
+    out: dict[str, Any] = {"p_min": pm, "at_pmin": None, "at_pmin_reason": None}
+    if pm <= 0:
+        out["at_pmin_reason"] = "p_min ≤ 0: not all training samples are classified correctly"
+    elif pm > float(Gamma):
+        out["at_pmin_reason"] = "p_min > Gamma: choose a larger Gamma"
+    else:
+        out["at_pmin"] = margin_bound(p, pm, **kw)
+    best = best_gamma_bound(p, gammas, **kw)
+    best.pop("grid")
+    best.pop("grid_total")
+    out["best"] = best
+    return out
+
+
+def last_layer_bound(H, y, W, b=None, *, delta: float = 0.05, gammas=None,
+                     factor: float = 4.0) -> dict[str, Any]:
+    """The bound of THEORY.md §4 with the last-layer Rademacher term on fixed features, at γ = p_min and at
+    the best γ: margins from ``ncmargin.theory.margins``, R_N = r·Λ/sqrt(N) (:func:`rademacher_last_layer`),
+    Γ = 2rΛ (:func:`margin_range`); with a bias, r and Λ are those of ``[H | 1]`` and ``[W | b]``.
+
+    Returns :func:`bound_report`'s dict plus ``rademacher``, ``Gamma``, ``r``, ``Lambda`` and
+    ``normalized_p_min = p_min/(r·Λ)`` (the scale-free margin the bound's trend follows: at γ = p_min the
+    complexity term is factor·K/(sqrt(N)·normalized_p_min)).
+    """
+    from .checks import check_classifier, check_features
+    from .margins import margins as _sample_margins
+
+    H, y, K = check_features(H, y)
+    W, b = check_classifier(W, b, K, H.shape[1])
+    p = _sample_margins(H, y, W, b)
+    Ha = H if b is None else np.column_stack([H, np.ones(H.shape[0])])
+    Wa = W if b is None else np.column_stack([W, b])
+    r = float(np.linalg.norm(Ha, axis=1).max())
+    lam = float(np.linalg.norm(Wa, axis=1).max())
+    if r == 0 or lam == 0:
+        raise ValueError("last_layer_bound: all features or all classifier rows are zero; the margins are 0 "
+                         "and the bound is undefined. Pass trained features and classifier.")
+    rad = rademacher_last_layer(Ha, Wa)
+    Gamma = margin_range(Ha, Wa)
+    out = bound_report(p, K=K, rademacher=rad, Gamma=Gamma, delta=delta, gammas=gammas, factor=factor)
+    out.update({"rademacher": rad, "Gamma": Gamma, "r": r, "Lambda": lam,
+                "normalized_p_min": out["p_min"] / (r * lam)})
+    return out

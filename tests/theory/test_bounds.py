@@ -112,3 +112,36 @@ def test_factor_selects_the_complexity_constant():
     assert b["total"] - a["total"] == pytest.approx(a["complexity"])
     best8 = best_gamma_bound(p, K=4, rademacher=0.01, Gamma=3.0, factor=8.0)
     assert best8["factor"] == 8.0 and best8["total"] >= best_gamma_bound(p, K=4, rademacher=0.01, Gamma=3.0)["total"]
+
+
+def test_last_layer_bound_and_report():
+    from ncmargin.theory import margins as sample_margins
+    from ncmargin.theory import simplex_etf
+    from ncmargin.theory.bounds import bound_report, last_layer_bound
+
+    K = 4
+    M = simplex_etf(K, 5)
+    y = np.repeat(np.arange(K), 6)
+    rng = np.random.default_rng(5)
+    H = M[y] + 0.1 * rng.normal(size=(len(y), 5))
+    W = 3.0 * M
+    out = last_layer_bound(H, y, W)
+    p = sample_margins(H, y, W)
+    r, lam = np.linalg.norm(H, axis=1).max(), np.linalg.norm(W, axis=1).max()
+    assert out["rademacher"] == pytest.approx(r * lam / np.sqrt(len(y)))
+    assert out["Gamma"] == pytest.approx(2 * r * lam)
+    ref = margin_bound(p, p.min(), K=K, rademacher=out["rademacher"], Gamma=out["Gamma"])
+    assert out["at_pmin"]["total"] == pytest.approx(ref["total"])
+    assert out["best"]["total"] <= out["at_pmin"]["total"] + 1e-15
+    assert out["normalized_p_min"] == pytest.approx(p.min() / (r * lam))
+    # scale invariance of the last-layer bound: W -> 10 W changes nothing
+    assert last_layer_bound(H, y, 10 * W)["best"]["total"] == pytest.approx(out["best"]["total"], rel=1e-9)
+    # a misclassifying classifier has no gamma = p_min reading, but the grid bound exists
+    bad = bound_report(np.array([-0.5, 1.0, 2.0]), K=3, rademacher=0.01, Gamma=5.0)
+    assert bad["at_pmin"] is None and "p_min" in bad["at_pmin_reason"] and bad["best"]["total"] > 1 / 3
+    # with a bias: augmented norms
+    b = np.array([0.1, -0.2, 0.0, 0.3])
+    ob = last_layer_bound(H, y, W, b)
+    Ha, Wa = np.column_stack([H, np.ones(len(y))]), np.column_stack([W, b])
+    assert ob["rademacher"] == pytest.approx(np.linalg.norm(Ha, axis=1).max() * np.linalg.norm(Wa, axis=1).max()
+                                             / np.sqrt(len(y)))
