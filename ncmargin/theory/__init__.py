@@ -14,6 +14,37 @@ from .margins import (
     ufm_normalized_margin,
 )
 from .nc import NCAccumulator, class_means, nc_metrics, nc_metrics_streaming, scatter_matrices
+from .alignment import (
+    alignment_predictors,
+    alignment_score,
+    concentration_bound,
+    concentration_check,
+    deviation_probability,
+    normalized_margin_stats,
+)
+from .bounds import (
+    best_gamma_bound,
+    bound_report,
+    default_gamma_grid,
+    last_layer_bound,
+    margin_bound,
+    margin_range,
+    normalized_margins,
+    rademacher_last_layer,
+    spectral_complexity,
+    spectral_product,
+)
+from .compare import angle_deg, margin_ratio, svm_comparison
+from .stats import (
+    alignment_effect_verdict,
+    bootstrap_ci,
+    complete_table,
+    fit_inverse_log,
+    kendall_trend,
+    permutation_test_alignment,
+    spearman,
+    two_way_anova,
+)
 
 __all__ = [
     # checks
@@ -40,4 +71,35 @@ __all__ = [
     "NCAccumulator",
     "class_means",
     "scatter_matrices",
+    # compare (claim 1)
+    "angle_deg",
+    "margin_ratio",
+    "svm_comparison",
+    # bounds (claim 2)
+    "margin_bound",
+    "best_gamma_bound",
+    "bound_report",
+    "last_layer_bound",
+    "default_gamma_grid",
+    "margin_range",
+    "rademacher_last_layer",
+    "spectral_complexity",
+    "spectral_product",
+    "normalized_margins",
+    # alignment (claim 3)
+    "concentration_bound",
+    "alignment_score",
+    "normalized_margin_stats",
+    "alignment_predictors",
+    "deviation_probability",
+    "concentration_check",
+    # stats
+    "kendall_trend",
+    "spearman",
+    "fit_inverse_log",
+    "complete_table",
+    "two_way_anova",
+    "permutation_test_alignment",
+    "bootstrap_ci",
+    "alignment_effect_verdict",
 ]
