@@ -1,0 +1,452 @@
+"""Trainer: cross-entropy training into the terminal phase, with checkpointed features (docs/formats.md).
+
+``train(config, run_dir, resume=False) -> run_dir`` writes a self-describing run directory:
+
+    RUN/config.json                  resolved config + provenance (versions, git commit, device, data info)
+    RUN/log.jsonl                    one line per epoch (epoch 0 = initialization), metrics in float64
+    RUN/checkpoints/epoch_XXXX.npz   train/test features, labels, classifier (DESIGN.md feature format)
+    RUN/checkpoints/model_XXXX.pt    model weights at that checkpoint (for weight-based complexities)
+    RUN/checkpoints/last.pt          resume state (model, optimizer, epoch, onset)
+    RUN/summary.json                 onset epoch, checkpoint list, last epoch, complete flag
+
+Every metric in the log is recomputed in float64 numpy from the features extracted in eval mode and the
+head (``ncmargin.theory``): the loss with a stable formula that stays accurate at ~1e-300, so a log line at
+the deep terminal phase is meaningful; ``saturated_f32`` counts samples whose naive float32 CE
+(``F.cross_entropy``) is exactly 0. The terminal phase starts at ``onset_epoch``, the first epoch with 100%
+train accuracy.
+
+CPU runs are exactly resumable: batch order is drawn from a generator seeded by (seed, epoch), the lr is a
+function of the epoch, and the resume state holds the model and optimizer state. CUDA path (bf16 autocast
+forward, float32+ loss, channels_last, optional torch.compile, DDP under torchrun with rank 0 writing) is
+written to the same contract but has not been run on a GPU in this project's CI.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ncmargin import __version__
+from ncmargin.io import atomic_path, atomic_save_npz, atomic_write_json, atomic_write_text, read_json
+
+from .config import TrainConfig, load_config
+from .data import load_dataset
+from .losses import stable_cross_entropy
+from .models import build_model, head_arrays
+
+__all__ = ["train", "checkpoint_epochs", "lr_at", "epoch_metrics", "extract_features", "LOG_KEYS",
+           "RESUMABLE_KEYS"]
+
+# keys of log.jsonl, in order (docs/formats.md)
+LOG_KEYS = ("epoch", "loss", "loss_f32", "saturated_f32", "train_acc", "test_acc", "test_loss", "p_min",
+            "normalized_margin", "nc1_topk", "nc2_equinorm_means", "nc2_equiangular_means",
+            "nc3_self_duality", "nc4_ncc_mismatch", "lr", "batch_loss", "terminal_phase", "seconds",
+            "eval_seconds")
+# config keys that may differ between the stored run and a resume call (nothing else may)
+RESUMABLE_KEYS = ("epochs", "quiet", "save_every", "eval_batch_size", "num_threads")
+
+_NC_KEYS = ("nc1_topk", "nc2_equinorm_means", "nc2_equiangular_means", "nc3_self_duality", "nc4_ncc_mismatch")
+
+
+# --------------------------------------------------------------------------------------------- schedules
+
+def checkpoint_epochs(epochs: int, num: int) -> list[int]:
+    """Epoch 0, ``num`` log-spaced epochs in [1, epochs] (rounded, deduplicated) and ``epochs`` itself.
+    The onset of the terminal phase is added at run time."""
+    pts = {0, epochs}
+    if num > 0:
+        pts.update(int(round(v)) for v in np.logspace(0, math.log10(max(epochs, 1)), num))
+    return sorted(p for p in pts if 0 <= p <= epochs)
+
+
+def lr_at(cfg: TrainConfig, epoch: int) -> float:
+    """Learning rate used during (1-based) ``epoch``: constant; step = ``lr * gamma^#{m in milestones :
+    m < epoch}`` (PyTorch MultiStepLR stepped once per epoch); cosine = ``lr * (1 + cos(pi (epoch-1) /
+    epochs)) / 2`` (Loshchilov & Hutter 2017, per epoch, no restarts)."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.gamma ** sum(1 for m in cfg.milestone_list() if m < epoch)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / cfg.epochs))
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+@torch.no_grad()
+def extract_features(model, x: torch.Tensor, batch_size: int, channels_last: bool = False) -> np.ndarray:
+    """Penultimate features of ``x`` in eval mode, float32, as a CPU numpy array (N x d)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        xb = x[i:i + batch_size]
+        if channels_last and xb.ndim == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        out.append(model.features(xb).float().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def _logits64(H: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    Z = H.astype(np.float64) @ W.T
+    if b is not None:
+        Z += b
+    return Z
+
+
+def epoch_metrics(H_tr, y_tr, H_te, y_te, W, b) -> dict:
+    """Per-epoch metrics from features (float32 or float64) and head (float64): see docs/formats.md.
+
+    Accuracy: argmax of the float64 logits ``H @ W.T + b`` (the same numbers a reader recomputes from the
+    checkpoint file). Loss/test_loss: ``ncmargin.theory.ce_loss`` (float64, stable). loss_f32 and
+    saturated_f32: naive ``F.cross_entropy`` on float32 logits, and how many samples it rounds to 0.
+    """
+    from ncmargin import theory
+
+    if not (np.all(np.isfinite(H_tr)) and np.all(np.isfinite(W))):
+        raise ValueError("training diverged: non-finite features or classifier; lower lr (or use "
+                         "weight_decay / a smaller init) and start a new run")
+    y_tr64 = np.asarray(y_tr, dtype=np.int64)
+    y_te64 = np.asarray(y_te, dtype=np.int64)
+    out: dict = {}
+    Z = _logits64(H_tr, W, b)
+    out["loss"] = theory.ce_loss(H_tr.astype(np.float64), y_tr64, W, b)
+    z32 = torch.from_numpy(np.asarray(H_tr, dtype=np.float32)) @ torch.from_numpy(W.astype(np.float32)).T
+    if b is not None:
+        z32 = z32 + torch.from_numpy(b.astype(np.float32))
+    per32 = F.cross_entropy(z32, torch.from_numpy(y_tr64), reduction="none")
+    out["loss_f32"] = float(per32.mean())
+    out["saturated_f32"] = int((per32 == 0).sum())
+    out["train_acc"] = float(np.mean(Z.argmax(1) == y_tr64))
+    Zt = _logits64(H_te, W, b)
+    out["test_acc"] = float(np.mean(Zt.argmax(1) == y_te64))
+    out["test_loss"] = theory.ce_loss(H_te.astype(np.float64), y_te64, W, b)
+    out["p_min"] = theory.p_min(H_tr.astype(np.float64), y_tr64, W, b)
+    out["normalized_margin"] = theory.normalized_margin(H_tr.astype(np.float64), y_tr64, W, b)
+    nc = theory.nc_metrics(H_tr.astype(np.float64), y_tr64, W, b)
+    out.update({k: nc.get(k) for k in _NC_KEYS})
+    return out
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+def _git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if r.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return r.stdout.strip() + ("+dirty" if dirty else "")
+    except Exception:
+        return None
+
+
+def _versions() -> dict:
+    v = {"ncmargin": __version__, "python": platform.python_version(), "torch": torch.__version__,
+         "numpy": np.__version__}
+    for mod in ("cvxpy", "scipy", "sklearn", "torchvision"):
+        try:
+            v[mod] = __import__(mod).__version__
+        except Exception:
+            v[mod] = None
+    return v
+
+
+def _resolve_device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    dev = cfg.device
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={cfg.device} but CUDA is not available here; use --set device=cpu")
+        if dev == "cuda":
+            dev = f"cuda:{local_rank}"
+    return torch.device(dev)
+
+
+def _read_log_lines(path: Path) -> list[dict]:
+    """Complete JSON lines of log.jsonl (a trailing partial line from a kill is dropped)."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return out
+
+
+def _append_line(path: Path, record: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record, allow_nan=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+# --------------------------------------------------------------------------------------------- train
+
+def train(config=None, run_dir: str | os.PathLike = "runs/run", resume: bool = False, *,
+          overrides: dict | list | None = None, stop_after: int | None = None) -> Path:
+    """Train per ``config`` (TrainConfig, preset name, JSON path or dict; ``overrides`` key=value on top)
+    into ``run_dir`` and return its path. ``resume=True`` continues the run in ``run_dir`` from its last
+    complete state (``config`` may then be None; given, it must match the stored one except for
+    RESUMABLE_KEYS). ``stop_after=k`` stops after epoch k without saving extra state (simulates a kill;
+    for tests)."""
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    log_path = run_dir / "log.jsonl"
+    state_path = ckpt_dir / "last.pt"
+
+    state = None
+    if resume:
+        if not (run_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{run_dir}: no config.json, so not a run directory to resume; start it "
+                                    "with `ncmargin train CONFIG --out RUN_DIR`")
+        if not state_path.is_file():
+            raise FileNotFoundError(f"{state_path}: no resume state (the run stopped before its first "
+                                    "checkpoint); delete the run directory and start again")
+        stored = load_config(read_json(run_dir / "config.json")["config"])
+        if config is None and not overrides:
+            cfg = stored
+        else:
+            cfg = load_config(stored if config is None else config, overrides)
+            diff = [k for k, v in cfg.to_dict().items() if v != getattr(stored, k) and k not in RESUMABLE_KEYS]
+            if diff:
+                raise ValueError(f"--resume: config differs from the stored run in {diff}; only "
+                                 f"{', '.join(RESUMABLE_KEYS)} may change (start a new run otherwise)")
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+    else:
+        cfg = load_config(config, overrides)
+        if log_path.exists() or (run_dir / "config.json").exists():
+            raise ValueError(f"{run_dir} already holds a run; resume it with --resume {run_dir}, or pass "
+                             "another --out directory")
+
+    if cfg.num_threads <= 0:
+        return _train(cfg, run_dir, state, stop_after)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.num_threads)
+    try:
+        from threadpoolctl import threadpool_limits  # numpy's BLAS threads (scikit-learn dependency)
+    except ImportError:  # pragma: no cover
+        threadpool_limits = None
+    limiter = threadpool_limits(limits=cfg.num_threads) if threadpool_limits else None
+    try:
+        return _train(cfg, run_dir, state, stop_after)
+    finally:
+        torch.set_num_threads(threads)
+        if limiter is not None:
+            limiter.restore_original_limits()
+
+
+def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
+    ckpt_dir = run_dir / "checkpoints"
+    log_path = run_dir / "log.jsonl"
+    state_path = ckpt_dir / "last.pt"
+    # --- distributed / device ---------------------------------------------------------------------
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = _resolve_device(cfg, local_rank)
+    ddp = world > 1
+    if ddp:
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    main = rank == 0
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    cuda = device.type == "cuda"
+    amp = cfg.amp and cuda
+    chl = cfg.channels_last and cuda
+
+    # --- data, model, optimizer ---------------------------------------------------------------------
+    data = load_dataset(cfg).to(device)
+    K = data.num_classes
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, data.input_shape, K).to(device)
+    if chl and len(data.input_shape) == 3:
+        model = model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                              weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    fwd = model
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        fwd = DDP(model, device_ids=[device.index] if cuda else None)
+    if cfg.compile:
+        fwd = torch.compile(fwd)
+    loss_dtype = torch.float64 if cfg.loss_dtype == "float64" else torch.float32
+
+    sched = checkpoint_epochs(cfg.epochs, cfg.num_checkpoints)
+    start_epoch, onset = 0, None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, onset = int(state["epoch"]), state["onset_epoch"]
+        if main:  # drop log lines and checkpoints newer than the state (they will be recomputed)
+            kept = [r for r in _read_log_lines(log_path) if r["epoch"] <= start_epoch]
+            atomic_write_text(log_path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
+            for p in ckpt_dir.glob("*_*.*"):
+                stem = p.stem.split("_")[-1]
+                if stem.isdigit() and int(stem) > start_epoch:
+                    p.unlink()
+    elif main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt_dir.mkdir(exist_ok=True)
+        n_params = sum(p.numel() for p in model.parameters())
+        meta = {
+            "config": cfg.to_dict(), "seed": cfg.seed, "created": datetime.datetime.now(
+                datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": _versions(), "git_commit": _git_commit(),
+            "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if cuda else ""),
+            "world_size": world, "num_threads": torch.get_num_threads(),
+            "data": data.info, "num_classes": K,
+            "model": {"class": type(model).__name__, "feature_dim": model.feature_dim,
+                      "head": type(model.head).__name__, "num_parameters": n_params},
+            "checkpoint_epochs": sched, "log_keys": list(LOG_KEYS), "format": "docs/formats.md",
+        }
+        atomic_write_json(run_dir / "config.json", meta)
+
+    def evaluate(epoch: int, lr: float, batch_loss, seconds: float) -> dict:
+        t0 = time.perf_counter()
+        H_tr = extract_features(model, data.x_train, cfg.eval_batch_size, chl)
+        H_te = extract_features(model, data.x_test, cfg.eval_batch_size, chl)
+        W, b = head_arrays(model)
+        m = epoch_metrics(H_tr, data.y_train.cpu().numpy(), H_te, data.y_test.cpu().numpy(), W, b)
+        rec = {"epoch": epoch, **m, "lr": lr, "batch_loss": batch_loss, "terminal_phase": False,
+               "seconds": seconds, "eval_seconds": time.perf_counter() - t0}
+        return {k: _clean(rec[k]) for k in LOG_KEYS}, (H_tr, H_te, W, b)
+
+    def save_checkpoint(epoch: int, arrays) -> None:
+        H_tr, H_te, W, b = arrays
+        ytr, yte = data.y_train.cpu().numpy(), data.y_test.cpu().numpy()
+        extra = {} if b is None else {"bias": b}
+        atomic_save_npz(ckpt_dir / f"epoch_{epoch:04d}.npz", features=H_tr, labels=ytr, split=np.asarray("train"),
+                        train_features=H_tr, train_labels=ytr, test_features=H_te, test_labels=yte,
+                        classifier=W, epoch=np.asarray(epoch),
+                        onset_epoch=np.asarray(-1 if onset is None else onset), **extra)
+        with atomic_path(ckpt_dir / f"model_{epoch:04d}.pt") as tmp:
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+
+    def save_state(epoch: int) -> None:
+        with atomic_path(state_path) as tmp:
+            torch.save({"epoch": epoch, "onset_epoch": onset, "model": model.state_dict(),
+                        "optimizer": opt.state_dict(), "config": cfg.to_dict()}, tmp)
+
+    def write_summary(epoch: int, complete: bool) -> None:
+        ckpts = sorted(int(p.stem.split("_")[1]) for p in ckpt_dir.glob("epoch_*.npz"))
+        atomic_write_json(run_dir / "summary.json", {
+            "onset_epoch": onset, "last_epoch": epoch, "epochs": cfg.epochs, "complete": complete,
+            "checkpoints": ckpts, "state_epoch": epoch})
+
+    def barrier():
+        if ddp:
+            import torch.distributed as dist
+            dist.barrier()
+
+    if state is None:
+        if main:
+            rec, arrays = evaluate(0, lr_at(cfg, 1), None, 0.0)
+            if rec["train_acc"] == 1.0:
+                onset = 0
+                rec["terminal_phase"] = True
+            _append_line(log_path, rec)
+            save_checkpoint(0, arrays)
+            save_state(0)
+            write_summary(0, cfg.epochs == 0)
+        barrier()
+
+    x_tr, y_tr = data.x_train, data.y_train
+    N = x_tr.shape[0]
+    B = N if cfg.batch_size == 0 else min(cfg.batch_size, N)
+    pbar = None
+    if main and not cfg.quiet:
+        from tqdm.auto import tqdm
+        pbar = tqdm(total=cfg.epochs, initial=start_epoch, desc=f"train {run_dir.name}", unit="ep")
+
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        lr = lr_at(cfg, epoch)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        perm = torch.randperm(N, generator=gen).to(device)
+        fwd.train()
+        total, count = torch.zeros((), dtype=torch.float64, device=device), 0
+        for i in range(0, N, B):
+            idx = perm[i:i + B]
+            if ddp:
+                if idx.numel() < world:
+                    continue  # a last batch smaller than the number of ranks is dropped
+                idx = idx[rank::world]
+            xb, yb = x_tr[idx], y_tr[idx]
+            if chl and xb.ndim == 4:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+                logits = fwd(xb)
+            loss = stable_cross_entropy(logits.to(loss_dtype), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach().double() * yb.shape[0]
+            count += yb.shape[0]
+        if cuda:
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        batch_loss = float(total) / max(count, 1)
+        if main:
+            rec, arrays = evaluate(epoch, lr, batch_loss, seconds)
+            new_onset = onset is None and rec["train_acc"] == 1.0
+            if new_onset:
+                onset = epoch
+            rec["terminal_phase"] = onset is not None
+            _append_line(log_path, rec)
+            is_ckpt = epoch in sched or new_onset
+            if is_ckpt:
+                save_checkpoint(epoch, arrays)
+            if is_ckpt or (cfg.save_every and epoch % cfg.save_every == 0):
+                save_state(epoch)
+                write_summary(epoch, epoch == cfg.epochs)
+            if pbar is not None:
+                pbar.update(1)
+                pbar.set_postfix(loss=f"{rec['loss']:.3g}", acc=f"{rec['train_acc']:.4f}",
+                                 test=f"{rec['test_acc']:.4f}", pmin=f"{rec['p_min']:.3g}")
+        barrier()
+        if stop_after is not None and epoch >= stop_after:
+            break
+    if pbar is not None:
+        pbar.close()
+    if ddp:
+        import torch.distributed as dist
+        dist.destroy_process_group()
+    return run_dir
