@@ -47,7 +47,7 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
     from .data import discover, read_run, read_claim1a, read_claim1b, read_sweep, run_labels
     from .terminal_phase import plot_terminal_phase
     from .pmin import plot_pmin
-    from .nc_metrics import plot_nc_metrics, PANELS
+    from .nc_metrics import plot_nc_metrics, ALL_KEYS as nc_keys
     from .ce_svm import plot_ce_svm_deep, plot_ce_svm_fixed, plot_ufm
     from .bound import plot_bound
     from .alignment import plot_alignment
@@ -81,7 +81,6 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
             results.append(plot_pmin(pm, out_dir))
         else:
             skip("pmin", "no run logs 'p_min'")
-        nc_keys = [k for _, _, _, spec in PANELS for k, _, _ in spec]
         ncr = [r for r in runs if any(r.has(k) for k in nc_keys)
                or (r.analysis is not None and any(np.isfinite(r.analysis.col("nc", k)).any() for k in nc_keys))]
         if ncr:

@@ -23,21 +23,25 @@ from . import style
 __all__ = ["plot_bound", "bound_terms"]
 
 VARIANT_TITLES = {"last_layer": "last layer (fixed features)", "spectral": "whole network (spectral)",
-                  "normalized": "normalized margins"}
-SHORT_TITLES = {"last_layer": "last layer", "spectral": "spectral (whole net)", "normalized": "normalized"}
+                  "normalized": "normalized margins", "frozen": "class fixed at onset (Cor. 4.5 reading)"}
+SHORT_TITLES = {"last_layer": "last layer", "spectral": "spectral (whole net)", "normalized": "normalized",
+                "frozen": "class fixed at onset"}
 TOTAL_KEYS = ("total", "bound", "value")
 # Numeric entries of a terms dict that are not summands of the bound.
 NOT_TERMS = {"total", "bound", "value", "gamma", "margin", "vacuous", "n", "N", "K", "delta", "Gamma",
              "gamma_max", "r", "Lambda", "rademacher", "R_N", "radius", "lambda", "n_train", "num_classes",
-             "grid_index", "complexity_measure", "spectral_complexity", "frac_below_gamma", "log_terms"}
+             "grid_index", "complexity_measure", "spectral_complexity", "frac_below_gamma", "log_terms",
+             "factor"}
 # Preferred stacking order (bottom to top) and legend names, for the names we know.
 TERM_NAMES = [
-    (("empirical", "empirical_margin_loss", "margin_loss", "empirical_term"), "empirical margin loss"),
+    (("empirical_margin_loss", "empirical", "margin_loss", "empirical_term"), "empirical margin loss"),
     (("complexity", "complexity_term", "rademacher_term"), "complexity (4K/γ)·R_N"),
-    (("loglog", "union", "union_term", "loglog_term", "uniform_gamma"), "union over γ"),
+    (("uniform_gamma", "loglog", "union", "union_term", "loglog_term"), "union over γ"),
     (("confidence", "confidence_term", "delta_term"), "confidence log(2/δ)"),
 ]
 _RTOL = 1e-6
+TERM_COLORS = {"empirical margin loss": style.OKABE_ITO[4], "complexity (4K/γ)·R_N": style.OKABE_ITO[5],
+               "union over γ": style.OKABE_ITO[2], "confidence log(2/δ)": style.OKABE_ITO[3]}
 
 
 def bound_terms(terms: dict, where: str) -> tuple[list[tuple[str, str, float]], float, str]:
@@ -49,17 +53,15 @@ def bound_terms(terms: dict, where: str) -> tuple[list[tuple[str, str, float]], 
         if k in terms:
             total = as_float(terms[k])
             break
-    keys = [k for k, v in terms.items() if k not in NOT_TERMS and isinstance(v, (int, float))
-            and not isinstance(v, bool) or (k not in NOT_TERMS and v is None)]
-    out, seen = [], set()
-    for alias, nice in TERM_NAMES:
-        for k in alias:
-            if k in keys and k not in seen:
-                out.append((k, nice, as_float(terms[k])))
-                seen.add(k)
-    for k in keys:
-        if k not in seen:
-            out.append((k, k.replace("_", " "), as_float(terms[k])))
+    known = [(k, nice) for alias, nice in TERM_NAMES for k in alias if k in terms]
+    out = []
+    if known:  # the documented term names (docs/theory.md §5): exactly those are the summands
+        for k, nice in known:
+            out.append((k, nice, as_float(terms[k])))
+    else:  # unknown writer: every numeric entry that is not a known non-summand
+        for k, v in terms.items():
+            if k not in NOT_TERMS and (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))):
+                out.append((k, k.replace("_", " "), as_float(v)))
     warn = ""
     s = sum(v for _, _, v in out)
     if not np.isfinite(total):
@@ -91,7 +93,8 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
         b = cp.get("bound")
         if isinstance(b, dict):
             for v in b:
-                if isinstance(b[v], dict) and v not in variants:
+                if (isinstance(b[v], dict) and v not in variants
+                        and any(isinstance(b[v].get(g), dict) for g in (gamma_choice, "best"))):
                     variants.append(v)
     if not variants:
         raise ValueError(f"{an.path}: no checkpoint has a 'bound' entry (it is null before the onset of "
@@ -112,6 +115,7 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
     axes = [fig.add_subplot(gs[0, j]) for j in range(nv)]
     axes.append(fig.add_subplot(gs[1, :]))
     rows, warns, handles_terms = [], [], {}
+    log_stacks: list[str] = []
     ax_cmp = axes[nv]
     totals_txt = []
     for j, v in enumerate(variants):
@@ -142,16 +146,29 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
             ys = [np.array([dict((k, val) for k, _, val in terms).get(k, 0.0) for _, terms in per_ep])
                   for k, _ in term_names]
             ys = [np.nan_to_num(y, nan=0.0) for y in ys]
-            cols = [style.color(4 + q) if q < 4 else style.color(q) for q in range(len(term_names))]
-            cols = [style.OKABE_ITO[q] for q in (4, 5, 2, 3, 0, 1, 6, 7)][:len(term_names)]
-            ax.stackplot(x, *ys, colors=cols, alpha=0.85, linewidth=0)
-            ax.plot(x, np.sum(ys, axis=0), color="0.1", linewidth=1.0)
-            for (k, nice), c in zip(term_names, cols):
+            # smallest terms at the bottom, so that on a log axis each band is visible
+            order = np.argsort([float(np.median(y)) for y in ys], kind="stable")
+            cum = np.cumsum([ys[q] for q in order], axis=0)
+            pos_vals = cum[cum > 0]
+            use_log = pos_vals.size > 0 and cum[-1].max() / pos_vals.min() > 100
+            floor = pos_vals.min() / 3 if use_log else 0.0
+            lower = np.full(len(x), floor)
+            for q, top in zip(order, cum):
+                k, nice = term_names[q]
+                c = TERM_COLORS.get(nice, style.color(q))
+                ax.fill_between(x, lower, np.maximum(top, floor), color=c, alpha=0.85, linewidth=0)
                 handles_terms.setdefault(nice, c)
+                lower = np.maximum(top, floor)
+            ax.plot(x, cum[-1], color="0.1", linewidth=1.0)
+            if use_log:
+                style.log_axis(ax, "y")
+                ax.set_ylim(bottom=floor)
+                log_stacks.append(SHORT_TITLES.get(v, v))
+            else:
+                ax.set_ylim(bottom=0)
             if len(x) > 1:
-                style.log_epoch_axis(ax)
+                style.log_axis(ax, "x")
         style.mark_vacuous(ax)
-        ax.set_ylim(bottom=0)
         ax.set_xlabel("epoch (log scale)")
         if j == 0:
             ax.set_ylabel("bound on test error\n(terms stacked)")
@@ -169,17 +186,21 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
         if m.any():
             totals_txt.append(f"{VARIANT_TITLES.get(v, v)}: {fmt_num(np.nanmin(tot[m]))}–"
                               f"{fmt_num(np.nanmax(tot[m]))}")
-    me = np.isfinite(test_err) & (test_err > 0)
+    # log axes: epoch 0 (initialization) and non-positive errors/gaps cannot be drawn; the CSV keeps
+    # only what is drawn
+    me = np.isfinite(test_err) & (test_err > 0) & (ep_all > 0)
     ax_cmp.plot(ep_all[me], test_err[me], color="0.1", marker="o", markersize=3, label="test error")
-    mg = np.isfinite(gap) & (gap > 0)
+    mg = np.isfinite(gap) & (gap > 0) & (ep_all > 0)
     ax_cmp.plot(ep_all[mg], gap[mg], color="0.45", linestyle="-.", marker="x", markersize=3,
                 label="gap (test − train error)")
     for k in range(len(ep_all)):
-        rows.append(["measured", "", ep_all[k], "test_error", test_err[k]])
-        rows.append(["measured", "", ep_all[k], "gap", gap[k]])
-    ax_cmp.set_yscale("log")
-    style.log_epoch_axis(ax_cmp)
-    style.mark_vacuous(ax_cmp)
+        if me[k]:
+            rows.append(["measured", "", ep_all[k], "test_error", test_err[k]])
+        if mg[k]:
+            rows.append(["measured", "", ep_all[k], "gap", gap[k]])
+    style.log_axis(ax_cmp, "y")
+    style.log_axis(ax_cmp, "x")
+    style.mark_vacuous(ax_cmp, annotate=False)  # crowded there: named in the legend instead
     style.mark_onset(ax_cmp, run.onset_epoch, "0.3")
     ax_cmp.set_xlabel("epoch (log scale)")
     ax_cmp.set_ylabel("error / bound (log scale)")
@@ -192,7 +213,8 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
                 Line2D([], [], color="0.3", linestyle="--", marker="o", markerfacecolor="none", label="best γ on grid"),
                 Line2D([], [], color="0.1", marker="o", markersize=3, label="test error"),
                 Line2D([], [], color="0.45", linestyle="-.", marker="x", markersize=3, label="gap (test − train error)"),
-                Line2D([], [], color="0.3", linestyle=":", label="100% train acc.")]
+                Line2D([], [], color="0.3", linestyle=":", label="100% train acc."),
+                Line2D([], [], color="0.35", linestyle="--", linewidth=0.9, label="1 (vacuous above)")]
     style.legend_below(fig, handles, ncols=3)
     fig.suptitle(f"{run.label}: terms at γ = p_min" if gamma_choice == "at_pmin" else run.label,
                  fontsize=8)
@@ -208,7 +230,11 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
                f"marks 1, above which a bound on an error probability says nothing. Panel ({chr(97 + nv)}): "
                f"every total (solid: γ = p_min; dashed: best γ on the grid) against the measured test error "
                f"and gap on a log scale. The bound is {vac}; what claim 2 needs is the trend, not the level. "
-               f"Checkpoints before 100% train accuracy have no bound (p_min ≤ 0).")
+               f"Checkpoints before 100% train accuracy have no bound at γ = p_min (p_min ≤ 0).")
+    if log_stacks:
+        caption += (f" The stacked panels for {', '.join(log_stacks)} use a log axis (terms span more than "
+                    f"two decades): smallest terms at the bottom, band heights are not proportional to "
+                    f"the terms, the top edge is the total.")
     if warns:
         caption += f" Warning: {warns[0]}" + (f" (and {len(warns) - 1} more)" if len(warns) > 1 else "")
     return FigureResult(name, png, pdf, csv, caption)

@@ -70,7 +70,7 @@ def plot_ce_svm_deep(runs: Sequence[RunData | str | os.PathLike], out_dir: str |
                 rows.append([r.label, r.run_id, ep[k], ang[k], mr[k]])
     ax_m.axhline(1.0, color="0.35", linestyle="--", linewidth=0.9)
     for ax in (ax_a, ax_m):
-        style.log_epoch_axis(ax)
+        style.log_axis(ax, "x")
         ax.set_xlabel("epoch (log scale)")
     ax_a.set_ylabel(r"angle$(W_t, W^*(H_t))$ (degrees)")
     ax_a.set_ylim(bottom=0)
@@ -97,28 +97,32 @@ def plot_ce_svm_deep(runs: Sequence[RunData | str | os.PathLike], out_dir: str |
 # claim 1a: fixed features
 
 
-def fit_inverse_log(t: np.ndarray, angle: np.ndarray, t_min: float = 10.0) -> tuple[float, float]:
-    """Least-squares fit angle ≈ a + c / log t over t ≥ t_min (Soudry et al. 2018: the direction error
-    decays like 1/log t) [our fitting choice: t ≥ 10 so that 1/log t is finite and not dominated by the
-    first steps]. Returns (a, c); NaNs if fewer than 3 points."""
+def fit_inverse_log(t, angle) -> tuple[float, float]:
+    """Least-squares fit angle ≈ a + c / log t over the records with t > 1 (Soudry et al. 2018: the
+    direction error decays like 1/log t), by ncmargin.theory.stats.fit_inverse_log. Returns (a, c);
+    NaNs if fewer than 3 usable points."""
+    from ncmargin.theory.stats import fit_inverse_log as _fit
+
     t, angle = np.asarray(t, float), np.asarray(angle, float)
-    m = (t >= t_min) & np.isfinite(angle) & np.isfinite(t)
+    m = (t > 1) & np.isfinite(angle) & np.isfinite(t)
     if m.sum() < 3:
         return math.nan, math.nan
-    X = np.column_stack([np.ones(m.sum()), 1.0 / np.log(t[m])])
-    (a, c), *_ = np.linalg.lstsq(X, angle[m], rcond=None)
-    return float(a), float(c)
+    f = _fit(t[m], angle[m])
+    return float(f["a"]), float(f["c"])
 
 
 def _fit_params(rec: Records) -> tuple[float, float, str]:
-    fit = rec.info.get("fit") if isinstance(rec.info.get("fit"), dict) else rec.info
-    a = as_float(fit.get("a")) if isinstance(fit, dict) else math.nan
-    c = as_float(fit.get("c")) if isinstance(fit, dict) else math.nan
+    fit = rec.info
+    for k in ("fit_inverse_log", "fit"):
+        if isinstance(rec.info.get(k), dict):
+            fit = rec.info[k]
+            break
+    a, c = as_float(fit.get("a")), as_float(fit.get("c"))
     if np.isfinite(a) and np.isfinite(c):
-        return a, c, "fit from the results file"
+        return a, c, "least-squares fit from the results file"
     t, ang = rec.columns["step"], rec.columns["angle_deg"]
     a, c = fit_inverse_log(t, ang)
-    return a, c, "least-squares fit over t ≥ 10 (computed here)"
+    return a, c, "least-squares fit over t > 1, computed here"
 
 
 @style.styled
@@ -151,7 +155,7 @@ def plot_ce_svm_fixed(claim: Claim1a | str | os.PathLike, out_dir: str | os.Path
         handles.append(Line2D([], [], color=c, marker=style.marker(i), markersize=3, label=rec.name))
     ax_m.axhline(1.0, color="0.35", linestyle="--", linewidth=0.9)
     for ax in (ax_a, ax_m):
-        ax.set_xscale("log")
+        style.log_axis(ax, "x")
         ax.set_xlabel("gradient-descent step t (log scale)")
     ax_a.set_ylabel(r"angle$(W(t), W^*)$ (degrees)")
     ax_a.set_ylim(bottom=0)
@@ -191,8 +195,13 @@ def _bounds(rec: Records) -> tuple[np.ndarray | None, np.ndarray | None]:
     return lo, up
 
 
-def _ufm_nc_keys(rec: Records) -> list[str]:
-    return [k for k in rec.columns if k.split(".")[-1].startswith("nc") and np.isfinite(rec.columns[k]).any()]
+UFM_NC = [("nc1_topk", "NC1"), ("nc2_equinorm_means", "NC2 equinorm (means)"),
+          ("nc2_equiangular_means", "NC2 equiangular (means)"), ("nc3_self_duality", "NC3")]
+
+
+def _ufm_nc_keys(rec: Records) -> list[tuple[str, str]]:
+    """The NC metrics drawn in the UFM panel (one per NC property; NC4 is 0 from the first steps)."""
+    return [(k, nice) for k, nice in UFM_NC if rec.get(k) is not None]
 
 
 @style.styled
@@ -229,14 +238,23 @@ def plot_ufm(claim: Claim1b | str | os.PathLike, out_dir: str | os.PathLike,
         ax_p.plot(t[pos], pm[pos], color=c, marker=style.marker(i), markersize=3)
         if np.isfinite(lo).any() and np.isfinite(up).any():
             ax_p.fill_between(t[pos], lo[pos], up[pos], color=c, alpha=0.18, linewidth=0)
-        for j, k in enumerate(_ufm_nc_keys(rec)):
+        for j, (k, nice) in enumerate(_ufm_nc_keys(rec)):
             v = rec.columns[k]
             m = pos & (v > 0)
-            ls = style.LINESTYLES[j % len(style.LINESTYLES)]
-            nc_style.setdefault(k.split(".")[-1], ls)
-            ax_nc.plot(t[m], v[m], color=c, linestyle=ls)
+            # one experiment: a colour per metric; several: the experiment's colour, a style per metric
+            cc = style.color(j + 1) if not multi else c
+            ls = "-" if not multi else style.LINESTYLES[j % len(style.LINESTYLES)]
+            nc_style.setdefault(nice, (cc if not multi else "0.3", ls))
+            ax_nc.plot(t[m], v[m], color=cc, linestyle=ls)
             for q in range(len(t)):
                 rows.append([rec.name, t[q], k, v[q]])
+        llo, lup = rec.get("loss_lower"), rec.get("loss_upper")
+        if llo is not None and lup is not None:
+            mb = pos & (llo > 0) & (lup > 0)
+            ax_l.fill_between(t[mb], llo[mb], lup[mb], color=c, alpha=0.18, linewidth=0)
+            for q in range(len(t)):
+                rows.append([rec.name, t[q], "loss_lower_bound", llo[q]])
+                rows.append([rec.name, t[q], "loss_upper_bound", lup[q]])
         for q in range(len(t)):
             rows.append([rec.name, t[q], "normalized_margin", nm[q]])
             rows.append([rec.name, t[q], "loss", L[q]])
@@ -247,10 +265,10 @@ def plot_ufm(claim: Claim1b | str | os.PathLike, out_dir: str | os.PathLike,
         if multi:
             handles.append(Line2D([], [], color=c, marker=style.marker(i), markersize=3, label=rec.name))
     for ax in axes.flat:
-        ax.set_xscale("log")
+        style.log_axis(ax, "x")
         ax.set_xlabel("gradient-descent step t (log scale)")
     ax_nm.set_ylabel(r"$p_{\min} / (\frac{1}{2}(\|W\|_F^2 + \|H\|_F^2))$")
-    ax_l.set_yscale("log")
+    style.log_axis(ax_l, "y")
     ax_l.set_ylabel("cross-entropy loss (log scale)")
     ax_p.set_ylabel(r"$p_{\min}$ (logit units)")
     style.panel_label(ax_nm, "(a) normalized margin → certified optimum")
@@ -258,10 +276,10 @@ def plot_ufm(claim: Claim1b | str | os.PathLike, out_dir: str | os.PathLike,
     style.panel_label(ax_p, r"(c) $p_{\min}$ within its CE sandwich bounds")
     style.panel_label(ax_nc, "(d) neural-collapse metrics")
     if nc_style:
-        ax_nc.set_yscale("log")
+        style.log_axis(ax_nc, "y")
         ax_nc.set_ylabel("metric value (log scale)")
-        for k, ls in nc_style.items():
-            handles.append(Line2D([], [], color="0.3", linestyle=ls, label=k))
+        for k, (cc, ls) in nc_style.items():
+            handles.append(Line2D([], [], color=cc, linestyle=ls, label=k))
     else:
         ax_nc.text(0.5, 0.5, "no NC metrics recorded", transform=ax_nc.transAxes, ha="center",
                    va="center", color="0.4")
@@ -269,7 +287,7 @@ def plot_ufm(claim: Claim1b | str | os.PathLike, out_dir: str | os.PathLike,
         handles.append(Line2D([], [], color="0.2", linestyle="--", label="certified optimum"))
     if any(np.isfinite(r[3]) for r in rows if r[2] == "p_min_lower_bound"):
         from matplotlib.patches import Patch
-        handles.append(Patch(color="0.3", alpha=0.25, label="sandwich bounds on $p_{\\min}$"))
+        handles.append(Patch(color="0.3", alpha=0.25, label="CE–$p_{\\min}$ sandwich bounds"))
     style.legend_below(fig, handles)
     out_dir = Path(out_dir)
     png, pdf = style.save_figure(fig, out_dir, name)
@@ -278,6 +296,7 @@ def plot_ufm(claim: Claim1b | str | os.PathLike, out_dir: str | os.PathLike,
                "over (W, H). (a) Normalized margin p_min/(½(||W||²+||H||²)) against step; dashed: the "
                "optimum certified by the convex nuclear-norm program "
                f"({'; '.join(opt_texts) if opt_texts else 'not in the results file'}). (b) Loss → 0; "
-               "(c) p_min → ∞, shaded: the bounds implied by the loss alone "
-               "((1/N)log(1+e^{−p_min}) ≤ L ≤ log(1+(K−1)e^{−p_min})); (d) NC metrics → 0.")
+               "(c) p_min → ∞; shaded in (b) and (c): the exact sandwich (1/N)log(1+e^{−p_min}) ≤ L ≤ "
+               "log(1+(K−1)e^{−p_min}) read as bounds on L given p_min and on p_min given L (THEORY.md §2); "
+               "(d) NC metrics → 0.")
     return FigureResult(name, png, pdf, csv, caption)

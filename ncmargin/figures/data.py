@@ -264,7 +264,9 @@ def run_meta(config: Mapping, analysis_meta: Mapping | None = None, fallback_id:
         "weight_decay": ("weight_decay", "wd"),
         "seed": ("seed",),
         "alignment": ("alignment", "alignment_id", "perm_id"),
-        "run_id": ("run_id", "name"),
+        "run_id": ("run_id",),
+        "etf_perm_seed": ("etf_perm_seed",),
+        "etf_rotation_seed": ("etf_rotation_seed",),
     }
     for key, alias in names.items():
         for s in src:
@@ -273,6 +275,9 @@ def run_meta(config: Mapping, analysis_meta: Mapping | None = None, fallback_id:
                 meta[key] = v
                 break
     meta.setdefault("run_id", fallback_id)
+    if "alignment" not in meta and str(meta.get("head", "")).startswith("etf") and (
+            meta.get("etf_perm_seed") is not None or meta.get("etf_rotation_seed") is not None):
+        meta["alignment"] = f"perm {meta.get('etf_perm_seed')}/rot {meta.get('etf_rotation_seed')}"
     return meta
 
 
@@ -440,9 +445,8 @@ def certified_normalized_margin(info: Mapping) -> tuple[float, str]:
 
     Direct keys first; else 1/objective of the nuclear-norm program (UFM-SVM with margin ≥ 1 has
     optimum ½(||W||²+||H||²) = ||Z||_* at p_min = 1, THEORY.md §3(b)) [our form]."""
-    direct = _find_key(info, ("normalized_margin_opt", "certified_normalized_margin",
-                              "optimal_normalized_margin", "normalized_margin_optimum",
-                              "certified_optimum"))
+    direct = _find_key(info, ("normalized_margin_optimum", "normalized_margin_opt", "certified_normalized_margin",
+                              "optimal_normalized_margin", "certified_optimum"))
     if direct is not None and np.isfinite(as_float(direct)):
         return as_float(direct), "certified optimum (nuclear-norm program)"
     obj = _find_key(info, ("nuclear_norm_objective", "objective", "optimal_value", "nuclear_norm"))

@@ -20,31 +20,38 @@ from . import style
 
 NAME = "nc_metrics"
 
-# (panel title, y label, log y, [(log key, legend text, line style)])
+# (panel title, y label, log y, [((key and its aliases), legend text, line style)])
 PANELS = [
     ("(a) NC1: within-class variability", r"Tr$(\Sigma_W \Sigma_B^\dagger)/K$", True,
-     [("nc1_topk", "NC1", "-")]),
+     [(("nc1_topk",), "NC1", "-")]),
     ("(b) NC2: equinorm and equiangularity", "std/mean of norms; std of cosines", True,
-     [("nc2_equinorm_means", "equinorm (means)", "-"),
-      ("nc2_equinorm_classifiers", "equinorm (classifiers)", "-."),
-      ("nc2_equiangular_means", "equiangular (means)", "--"),
-      ("nc2_equiangular_classifiers", "equiangular (classifiers)", (0, (1, 1)))]),
+     [(("nc2_equinorm_means",), "equinorm (means)", "-"),
+      (("nc2_equinorm_classifier", "nc2_equinorm_classifiers"), "equinorm (classifier)", "-."),
+      (("nc2_equiangular_means",), "equiangular (means)", "--"),
+      (("nc2_equiangular_classifier", "nc2_equiangular_classifiers"), "equiangular (classifier)",
+       (0, (1, 1)))]),
     ("(c) NC3: self-duality", r"$\|W/\|W\|_F - \dot M/\|\dot M\|_F\|_F^2$", True,
-     [("nc3_self_duality", "NC3", "-")]),
+     [(("nc3_self_duality",), "NC3", "-")]),
     ("(d) NC4: classifier vs nearest class mean", "mismatch (% of train samples)", False,
-     [("nc4_ncc_mismatch", "NC4", "-")]),
+     [(("nc4_ncc_mismatch",), "NC4", "-")]),
 ]
 
 
-def _series(r: RunData, key: str) -> tuple[np.ndarray, np.ndarray]:
+def _series(r: RunData, keys) -> tuple[np.ndarray, np.ndarray, str]:
     """Per-epoch values from log.jsonl; else the checkpoints' 'nc' dict of analysis.json."""
-    if r.has(key):
-        return r.epochs, r.series(key)
+    keys = (keys,) if isinstance(keys, str) else keys
+    for key in keys:
+        if r.has(key):
+            return r.epochs, r.series(key), key
     if r.analysis is not None:
-        v = r.analysis.col("nc", key)
-        if np.isfinite(v).any():
-            return r.analysis.epochs, v
-    return np.array([]), np.array([])
+        for key in keys:
+            v = r.analysis.col("nc", key)
+            if np.isfinite(v).any():
+                return r.analysis.epochs, v, key
+    return np.array([]), np.array([]), keys[0]
+
+
+ALL_KEYS = [k for _, _, _, spec in PANELS for keys, _, _ in spec for k in keys]
 
 
 @style.styled
@@ -53,9 +60,8 @@ def plot_nc_metrics(runs: Sequence[RunData | str | os.PathLike], out_dir: str | 
     """Four panels (NC1, NC2, NC3, NC4) against epoch, one colour per run; NC1–NC3 on log y (they decay
     towards 0 under collapse), NC4 in percent on a linear axis (it reaches exactly 0)."""
     runs = _coerce_runs(runs)
-    keys = [k for _, _, _, spec in PANELS for k, _, _ in spec]
-    if not any(_series(r, k)[0].size for r in runs for k in keys):
-        raise ValueError(f"{runs[0].run_dir / 'log.jsonl'}: none of the NC metric keys {keys} is logged "
+    if not any(_series(r, k)[0].size for r in runs for k in ALL_KEYS):
+        raise ValueError(f"{runs[0].run_dir / 'log.jsonl'}: none of the NC metric keys {ALL_KEYS} is logged "
                          f"(nor in analysis.json); nothing to plot")
     fig, axes = style.new_figure(ncols=2, nrows=2, height=4.6)
     rows = []
@@ -65,8 +71,8 @@ def plot_nc_metrics(runs: Sequence[RunData | str | os.PathLike], out_dir: str | 
         drawn = False
         for i, r in enumerate(runs):
             c = style.color(i)
-            for key, text, ls in spec:
-                ep, v = _series(r, key)
+            for keys, text, ls in spec:
+                ep, v, key = _series(r, keys)
                 if not ep.size:
                     continue
                 if key == "nc4_ncc_mismatch":
@@ -80,7 +86,7 @@ def plot_nc_metrics(runs: Sequence[RunData | str | os.PathLike], out_dir: str | 
                     used_styles[text] = ls
             style.mark_onset(ax, r.onset_epoch, c)
         if logy and drawn:
-            ax.set_yscale("log")
+            style.log_axis(ax, "y")
         if not drawn:
             ax.text(0.5, 0.5, "not logged", transform=ax.transAxes, ha="center", va="center", color="0.4")
         ax.set_xlabel("epoch")

@@ -74,7 +74,7 @@ def plot_predictors(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike
             rows.append([pname, r.alignment, "" if r.seed is None else r.seed, xi, yi])
         fin = x[np.isfinite(x)]
         if fin.size and (fin > 0).all() and fin.max() / fin.min() > 100:
-            ax.set_xscale("log")
+            style.log_axis(ax, "x")
             xlab_scale = " (log scale)"
         else:
             xlab_scale = ""

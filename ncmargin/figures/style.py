@@ -25,7 +25,7 @@ from ncmargin.io import atomic_path  # noqa: E402
 
 __all__ = [
     "OKABE_ITO", "COLUMN_WIDTH", "PAGE_WIDTH", "LINESTYLES", "MARKERS", "RC", "color", "linestyle",
-    "marker", "log_epoch_axis", "styled", "legend_below", "new_figure", "save_figure", "mark_onset", "mark_vacuous", "panel_label", "plt",
+    "marker", "log_axis", "log_epoch_axis", "styled", "legend_below", "new_figure", "save_figure", "mark_onset", "mark_vacuous", "panel_label", "plt",
 ]
 
 # fontTools warns about font-header timestamps when it subsets a TrueType font into the PDF; harmless.
@@ -136,31 +136,61 @@ def mark_onset(ax, epoch, col, label: str | None = None) -> None:
     ax.axvline(epoch, color=col, linestyle=":", linewidth=1.0, alpha=0.9, label=label, zorder=1)
 
 
-def mark_vacuous(ax) -> None:
+def mark_vacuous(ax, annotate: bool = True) -> None:
     """Horizontal line at 1: an error bound above it says nothing (vacuous)."""
     ax.axhline(1.0, color="0.35", linestyle="--", linewidth=0.9, zorder=1)
-    ax.annotate("vacuous above 1", xy=(1.0, 1.0), xycoords=("axes fraction", "data"), xytext=(-2, 2),
-                textcoords="offset points", ha="right", va="bottom", fontsize=6.5, color="0.3")
+    if not annotate:
+        return
+    ax.annotate("vacuous above 1", xy=(0.0, 1.0), xycoords=("axes fraction", "data"), xytext=(3, -2),
+                textcoords="offset points", ha="left", va="top", fontsize=6.5, color="0.3",
+                bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.7))
 
 
-def log_epoch_axis(ax, axis: str = "x") -> None:
-    """Log scale with plain numbers (1, 10, 100; and 20, 30 ... when the range is narrow) instead of
-    2×10^1: epochs are counts, and readers compare them with the numbers in the text."""
+def _plain(v: float) -> str:
+    """1, 0.5, 200 as plain numbers; 10^k in mathtext outside [1e-3, 1e4)."""
+    import math
+
+    if v <= 0:
+        return ""
+    if 1e-3 <= v < 1e4:
+        return f"{v:g}"
+    k = math.log10(v)
+    if abs(k - round(k)) < 1e-9:
+        return f"$10^{{{int(round(k))}}}$"
+    return f"{v:.0e}"
+
+
+def log_axis(ax, axis: str = "y") -> None:
+    """Log scale with readable tick labels: plain numbers (0.2, 1, 30) within [1e-3, 1e4) and 10^k
+    outside (10^k throughout when the axis spans 4 decades or more), instead of 2×10^-1; when the axis spans less than ~1.3 decades the minor ticks at 2, 3 and
+    5 are labelled too (otherwise a narrow log axis would show one label or none)."""
     from matplotlib import ticker
 
     getattr(ax, f"set_{axis}scale")("log")
     a = getattr(ax, f"{axis}axis")
-    fmt = ticker.FuncFormatter(lambda v, _: f"{v:g}")
-    a.set_major_formatter(fmt)
+    sci = ticker.LogFormatterSciNotation()
+    sci.set_axis(a)
+
+    def major(v, pos):
+        return sci(v, pos) if _decades(ax, axis) >= 4 else _plain(v)
+
+    a.set_major_formatter(ticker.FuncFormatter(major))
     a.set_minor_formatter(ticker.FuncFormatter(
-        lambda v, _: f"{v:g}" if _narrow(ax, axis) and str(f"{v:g}")[0] in "235" else ""))
+        lambda v, _: _plain(v) if _narrow(ax, axis) and f"{v:.0e}"[0] in "235" else ""))
 
 
-def _narrow(ax, axis: str) -> bool:
+log_epoch_axis = log_axis  # epochs and steps: the same readable log axis
+
+
+def _decades(ax, axis: str) -> float:
     import math
 
     lo, hi = getattr(ax, f"get_{axis}lim")()
-    return lo > 0 and hi > 0 and math.log10(hi / lo) < 1.3
+    return math.log10(hi / lo) if lo > 0 and hi > 0 else math.inf
+
+
+def _narrow(ax, axis: str) -> bool:
+    return _decades(ax, axis) < 1.3
 
 
 def panel_label(ax, text: str) -> None:

@@ -63,7 +63,7 @@ def plot_terminal_phase(runs: Sequence[RunData | str | os.PathLike], out_dir: st
     ax_acc.set_ylabel("accuracy (%)")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("cross-entropy loss (log scale)")
-    ax_loss.set_yscale("log")
+    style.log_axis(ax_loss, "y")
     style.panel_label(ax_acc, "(a) accuracy")
     style.panel_label(ax_loss, "(b) loss")
     # Zoom the accuracy axis onto the interesting range: from a bit below the lowest test accuracy

@@ -47,8 +47,10 @@ def write_run(run_dir: Path, *, epochs: int = 30, onset: int = 8, wd: float = 5e
 def bound_terms(e: int, scale: float) -> dict:
     emp, comp = 0.0, scale * 3.0 / math.sqrt(e)
     ll, conf = 0.05 / math.sqrt(e), 0.04
-    return {"gamma": 0.5 * e, "empirical": emp, "complexity": comp, "loglog": ll, "confidence": conf,
-            "total": emp + comp + ll + conf}
+    total = emp + comp + ll + conf
+    return {"empirical_margin_loss": emp, "complexity": comp, "uniform_gamma": ll, "confidence": conf,
+            "total": total, "vacuous": total > 1, "gamma": 0.5 * e, "Gamma": 40.0, "N": 900, "K": 10,
+            "delta": 0.05, "rademacher": 0.01}
 
 
 def write_analysis(run_dir: Path, *, epochs: int, onset: int, wd: float = 5e-4, seed: int = 0,
@@ -68,9 +70,13 @@ def write_analysis(run_dir: Path, *, epochs: int, onset: int, wd: float = 5e-4, 
                       if term else None),
               "svm_error": None if term else "not separable",
               "nc": {"nc1_topk": 2.0 * math.exp(-0.1 * e), "nc3_self_duality": 0.5 * math.exp(-0.05 * e)},
-              "bound": ({"last_layer": {"at_pmin": bound_terms(e, 1.0), "best": bound_terms(e, 0.7)},
-                         "spectral": {"at_pmin": bound_terms(e, 300.0), "best": bound_terms(e, 200.0)}}
-                        if term else None)}
+              "bound": {"delta": 0.05,
+                        "last_layer": {"rademacher": 0.01, "Gamma": 40.0,
+                                       "at_pmin": bound_terms(e, 1.0) if term else None,
+                                       "best": bound_terms(e, 0.7) if term else None},
+                        "spectral": ({"rademacher": 3.0, "Gamma": 40.0, "at_pmin": bound_terms(e, 300.0),
+                                      "best": bound_terms(e, 200.0), "complexity": {"layers": 3}}
+                                     if term else {"error": "not computed"})}}
         cps.append(cp)
     obj = {"schema": "ncmargin.analysis/1", "run_dir": str(run_dir), "run_id": Path(run_dir).name,
            "meta": {"dataset": dataset, "model": "mlp", "head": "learned", "weight_decay": wd, "seed": seed},
@@ -90,7 +96,7 @@ def claim1a_obj(n_exp: int = 2) -> dict:
             recs.append({"step": int(t), "loss": 1.0 / (t + 1.0), "p_min": lt, "normalized_margin": 0.1 * lt / (1 + lt),
                          "angle_deg": 2.0 + (20.0 + 5 * j) / lt, "margin_ratio": 1.0 - 0.8 / (1 + lt)})
         exps.append({"name": ["synthetic", "digits features"][j % 2], "records": recs,
-                     "fit": {"a": 2.0, "c": 20.0 + 5 * j, "r2": 0.99}})
+                     "fit_inverse_log": {"a": 2.0, "c": 20.0 + 5 * j, "r2": 0.99, "c_positive": True, "n": 20}})
     return {"schema": "ncmargin.claim1a/1", "experiments": exps}
 
 
@@ -104,10 +110,13 @@ def claim1b_obj() -> dict:
         pmin = math.log(1 + t) - 0.5
         recs.append({"step": int(t), "loss": L, "p_min": pmin,
                      "normalized_margin": opt * (1 - 1 / (1 + math.log(1 + t))),
-                     "pmin_lower": pmin - 1.0, "pmin_upper": pmin + 1.0,
-                     "nc1_topk": 1.0 / (1 + t), "nc3_self_duality": 0.3 / (1 + t) ** 0.5})
-    return {"schema": "ncmargin.claim1b/1", "K": K, "n": n, "records": recs,
-            "certificate": {"objective": (K - 1) * math.sqrt(n), "normalized_margin_opt": opt}}
+                     "normalized_margin_optimal": opt,
+                     "loss_lower": L / 3, "loss_upper": 2 * L, "pmin_lower": pmin - 1.0, "pmin_upper": pmin + 1.0,
+                     "sandwich_holds": True, "nc1_topk": 1.0 / (1 + t), "nc2_equinorm_means": 0.1 / (1 + t),
+                     "nc3_self_duality": 0.3 / (1 + t) ** 0.5, "nc4_ncc_mismatch": 0.0})
+    return {"schema": "ncmargin.claim1b/1", "K": K, "n": n, "d": None, "records": recs,
+            "nuclear_norm_objective": (K - 1) * math.sqrt(n), "normalized_margin_optimum": opt,
+            "certificate": {"duality_gap": 1e-9}}
 
 
 def sweep_obj(n_align: int = 3, seeds=(0, 1, 2)) -> dict:
