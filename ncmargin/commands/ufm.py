@@ -34,7 +34,7 @@ def run(args) -> int:
           f"{'nc3':>10}")
     for r in recs:
         print(f"{r['step']:>8d} {r['loss']:>11.4e} {r['p_min']:>10.4g} {r['normalized_margin']:>11.5g} "
-              f"{str(r['sandwich_holds']):>8} {r['nc1_topk']:>10.3e} {r['nc3_self_duality']:>10.3e}")
+              f"{r['sandwich_holds']!s:>8} {r['nc1_topk']:>10.3e} {r['nc3_self_duality']:>10.3e}")
     print(f"optimal UFM normalized margin 1/((K-1) sqrt(n)) = {recs[-1]['normalized_margin_optimal']:.6g}")
     if "stopped" in recs[-1]:
         print(f"stopped early: {recs[-1]['stopped']}")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainConfig", "PRESET_DIR", "list_presets", "load_config", "apply_overrides", "parse_overrides"]
+__all__ = ["PRESET_DIR", "TrainConfig", "apply_overrides", "list_presets", "load_config", "parse_overrides"]
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -89,7 +89,7 @@ class TrainConfig:
             raise ValueError(f"milestones={self.milestones!r}: give comma-separated integer epochs, "
                              "e.g. milestones=116,233") from None
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Check choices and ranges; raise ValueError naming the key and the valid values."""
         choices = {
             "dataset": DATASET_NAMES, "standardize": ("auto", "feature", "channel", "none"),
@@ -191,8 +191,18 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any] | list[str] |
     return dataclasses.replace(config, **changes).validate()
 
 
+def _is_train_preset(path: Path) -> bool:
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(obj, dict) and "train" not in obj
+
+
 def list_presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+    """Training presets in ``ncmargin/configs`` (files with a ``"train"`` key, such as the
+    sweep presets, belong to other commands and are left out)."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.json") if _is_train_preset(p))
 
 
 def load_config(source: str | os.PathLike | dict | TrainConfig | None = None,
@@ -224,6 +234,10 @@ def load_config(source: str | os.PathLike | dict | TrainConfig | None = None,
             raise ValueError(f"{path}: malformed JSON ({exc}); fix the file") from exc
         if not isinstance(base, dict):
             raise ValueError(f"{path}: a config file must hold a JSON object of key: value pairs")
+        if "train" in base:
+            raise ValueError(f"{path} is an experiment/sweep file (it has a 'train' section), not a training "
+                             f"config; run it with its own command (e.g. `ncmargin sweep {path.stem}`), or pass "
+                             "a training preset: " + ", ".join(list_presets()))
     base = {k: v for k, v in base.items() if not str(k).startswith("_")}
     cfg = TrainConfig(**{k: _convert(k, v) for k, v in base.items()})
     return apply_overrides(cfg, overrides)

@@ -24,8 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataSplit", "load_dataset", "default_data_root", "balanced_subsample", "stratified_split",
-           "standardize", "synthetic_mixture", "TORCHVISION_PIP"]
+__all__ = [
+    "TORCHVISION_PIP",
+    "DataSplit",
+    "balanced_subsample",
+    "default_data_root",
+    "load_dataset",
+    "standardize",
+    "stratified_split",
+    "synthetic_mixture",
+]
 
 TORCHVISION_PIP = "pip install torch==2.14.1 torchvision==0.29.1"
 
@@ -34,10 +42,10 @@ TORCHVISION_PIP = "pip install torch==2.14.1 torchvision==0.29.1"
 class DataSplit:
     """A train/test split held in memory (torch tensors, float32 inputs, int64 labels)."""
 
-    x_train: "torch.Tensor"  # noqa: F821
-    y_train: "torch.Tensor"  # noqa: F821
-    x_test: "torch.Tensor"  # noqa: F821
-    y_test: "torch.Tensor"  # noqa: F821
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
     num_classes: int
     name: str
     info: dict
@@ -46,7 +54,7 @@ class DataSplit:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
-    def to(self, device) -> "DataSplit":
+    def to(self, device) -> DataSplit:
         return DataSplit(self.x_train.to(device), self.y_train.to(device), self.x_test.to(device),
                          self.y_test.to(device), self.num_classes, self.name, self.info)
 
@@ -102,9 +110,13 @@ def standardize(x_train: np.ndarray, x_test: np.ndarray, mode: str) -> tuple[np.
         raise ValueError(f"standardize={mode!r}: choose auto, feature, channel or none")
     mean = x_train.mean(axis=axes, keepdims=True, dtype=np.float64)
     std = x_train.std(axis=axes, keepdims=True, dtype=np.float64)
-    std = np.where(std > 0, std, 1.0)
-    f = lambda a: ((a - mean) / std).astype(np.float32)  # noqa: E731
-    return f(x_train), f(x_test), {"standardize": mode, "zero_variance": int(np.sum(std == 1.0))}
+    zero = ~(std > 0)
+    std = np.where(zero, 1.0, std)
+
+    def f(a):
+        return ((a - mean) / std).astype(np.float32)
+
+    return f(x_train), f(x_test), {"standardize": mode, "zero_variance": int(np.sum(zero))}
 
 
 def synthetic_mixture(K: int, dim: int, per_class: int, separation: float, groups: int,

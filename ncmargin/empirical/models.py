@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FeatureClassifier", "FixedETFHead", "MLP", "SmallCNN", "ResNet18", "build_model", "head_arrays"]
+__all__ = ["MLP", "FeatureClassifier", "FixedETFHead", "ResNet18", "SmallCNN", "build_model", "head_arrays"]
 
 
 class FixedETFHead(nn.Module):

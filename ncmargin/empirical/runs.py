@@ -16,8 +16,17 @@ from pathlib import Path
 
 from ncmargin.io import FeatureSet, load_features, read_json
 
-__all__ = ["Run", "load_run", "read_config", "read_log", "list_checkpoints", "checkpoint_path",
-           "load_checkpoint", "load_model_state", "onset_epoch"]
+__all__ = [
+    "Run",
+    "checkpoint_path",
+    "list_checkpoints",
+    "load_checkpoint",
+    "load_model_state",
+    "load_run",
+    "onset_epoch",
+    "read_config",
+    "read_log",
+]
 
 
 def _run_path(run_dir) -> Path:

@@ -44,8 +44,17 @@ from .data import load_dataset
 from .losses import stable_cross_entropy
 from .models import build_model, head_arrays
 
-__all__ = ["train", "checkpoint_epochs", "lr_at", "epoch_metrics", "extract_features", "LOG_KEYS",
-           "RESUMABLE_KEYS"]
+__all__ = [
+    "LOG_KEYS",
+    "RESUMABLE_KEYS",
+    "batch_order",
+    "checkpoint_epochs",
+    "epoch_metrics",
+    "extract_features",
+    "lr_at",
+    "train",
+    "train_epoch",
+]
 
 # keys of log.jsonl, in order (docs/formats.md)
 LOG_KEYS = ("epoch", "loss", "loss_f32", "saturated_f32", "train_acc", "test_acc", "test_loss", "p_min",
@@ -204,6 +213,50 @@ def _clean(v):
 
 # --------------------------------------------------------------------------------------------- train
 
+def batch_order(N: int, seed: int, epoch: int) -> torch.Tensor:
+    """Permutation of 0..N-1 for ``epoch``, from a CPU generator seeded by (seed, epoch) only, so a resumed
+    run sees the same batches as an uninterrupted one."""
+    return torch.randperm(N, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def train_epoch(fwd, opt, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, seed: int, epoch: int,
+                amp: bool = False, channels_last: bool = False, loss_dtype=torch.float32, rank: int = 0,
+                world: int = 1) -> float:
+    """One epoch of minibatch training on device-resident tensors (no DataLoader, no workers).
+
+    Batches are consecutive slices of :func:`batch_order`; the last one may be smaller. Under DDP
+    (``world > 1``) every rank takes the same global batch and keeps its share ``idx[rank::world]``; a last
+    batch with fewer samples than ranks is skipped. The forward runs under bf16 autocast when ``amp``
+    (CUDA); the loss is :func:`stable_cross_entropy` in ``loss_dtype`` (float32 or float64). Returns the
+    sample-weighted mean of the minibatch losses (what the optimizer saw)."""
+    N = x.shape[0]
+    perm = batch_order(N, seed, epoch).to(x.device)
+    fwd.train()
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    count = 0
+    for i in range(0, N, batch_size):
+        idx = perm[i:i + batch_size]
+        if world > 1:
+            if idx.numel() < world:
+                continue
+            idx = idx[rank::world]
+        xb, yb = x[idx], y[idx]
+        if channels_last and xb.ndim == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        if amp:
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                logits = fwd(xb)
+        else:
+            logits = fwd(xb)
+        loss = stable_cross_entropy(logits.to(loss_dtype), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach().double() * yb.shape[0]
+        count += yb.shape[0]
+    return float(total) / max(count, 1)
+
+
 def train(config=None, run_dir: str | os.PathLike = "runs/run", resume: bool = False, *,
           overrides: dict | list | None = None, stop_after: int | None = None) -> Path:
     """Train per ``config`` (TrainConfig, preset name, JSON path or dict; ``overrides`` key=value on top)
@@ -325,7 +378,7 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         n_params = sum(p.numel() for p in model.parameters())
         meta = {
             "config": cfg.to_dict(), "seed": cfg.seed, "created": datetime.datetime.now(
-                datetime.timezone.utc).isoformat(timespec="seconds"),
+                datetime.UTC).isoformat(timespec="seconds"),
             "versions": _versions(), "git_commit": _git_commit(),
             "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if cuda else ""),
             "world_size": world, "num_threads": torch.get_num_threads(),
@@ -399,31 +452,11 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         for g in opt.param_groups:
             g["lr"] = lr
         t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        perm = torch.randperm(N, generator=gen).to(device)
-        fwd.train()
-        total, count = torch.zeros((), dtype=torch.float64, device=device), 0
-        for i in range(0, N, B):
-            idx = perm[i:i + B]
-            if ddp:
-                if idx.numel() < world:
-                    continue  # a last batch smaller than the number of ranks is dropped
-                idx = idx[rank::world]
-            xb, yb = x_tr[idx], y_tr[idx]
-            if chl and xb.ndim == 4:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-                logits = fwd(xb)
-            loss = stable_cross_entropy(logits.to(loss_dtype), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach().double() * yb.shape[0]
-            count += yb.shape[0]
+        batch_loss = train_epoch(fwd, opt, x_tr, y_tr, B, seed=cfg.seed, epoch=epoch, amp=amp,
+                                 channels_last=chl, loss_dtype=loss_dtype, rank=rank, world=world)
         if cuda:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
-        batch_loss = float(total) / max(count, 1)
         if main:
             rec, arrays = evaluate(epoch, lr, batch_loss, seconds)
             new_onset = onset is None and rec["train_acc"] == 1.0

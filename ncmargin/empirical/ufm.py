@@ -40,7 +40,7 @@ from ncmargin.io import atomic_save_npz, atomic_write_json, atomic_write_text
 
 from .losses import stable_cross_entropy
 
-__all__ = ["ufm_dynamics", "log_steps", "UFM_NC_KEYS"]
+__all__ = ["UFM_NC_KEYS", "log_steps", "ufm_dynamics"]
 
 UFM_NC_KEYS = ("nc1_topk", "nc2_equinorm_means", "nc2_equiangular_means", "nc2_maxangle_means",
                "nc2_equinorm_classifier", "nc2_equiangular_classifier", "nc3_self_duality", "nc4_ncc_mismatch")

@@ -47,12 +47,22 @@ def test_presets_resolve():
     assert load_config("quick_digits_wd").weight_decay == 5e-4
 
 
+def test_sweep_file_is_not_a_train_config():
+    from ncmargin.empirical.config import PRESET_DIR
+    sweeps = sorted(PRESET_DIR.glob("sweep_*.json"))
+    if not sweeps:
+        pytest.skip("no sweep presets")
+    assert sweeps[0].stem not in list_presets()
+    with pytest.raises(ValueError, match="'train' section"):
+        load_config(sweeps[0].stem)
+
+
 def test_missing_config():
     with pytest.raises(FileNotFoundError, match="neither a JSON file nor a preset"):
         load_config("no_such_preset")
 
 
 def test_parse_and_apply():
-    assert parse_overrides(["a_b=1"] if False else ["lr=1"]) == {"lr": "1"}
+    assert parse_overrides(["lr=1", "--head-bias=0"]) == {"lr": "1", "head_bias": "0"}
     cfg = apply_overrides(TrainConfig(), {"width": "64"})
     assert cfg.width == 64

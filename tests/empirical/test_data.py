@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 
 from ncmargin.empirical.config import load_config
-from ncmargin.empirical.data import (balanced_subsample, load_dataset, standardize, stratified_split,
-                                     synthetic_mixture)
+from ncmargin.empirical.data import (
+    balanced_subsample,
+    load_dataset,
+    standardize,
+    stratified_split,
+    synthetic_mixture,
+)
 
 
 def test_digits_split_and_standardization():
