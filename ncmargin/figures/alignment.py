@@ -37,23 +37,28 @@ def mean_ci(x, level: float = 0.95) -> tuple[float, float, float]:
 
 
 def _stat_text(sweep: Sweep) -> str:
-    """A short summary of the sweep's alignment statistic, whatever its exact key names."""
+    """A short summary of the sweep's alignment statistics (ANOVA p and η² for alignment and seed,
+    permutation-test p), whatever the exact key names."""
     parts = []
-    for test in ("anova", "permutation"):
-        st = sweep.stats.get(test)
-        if not isinstance(st, dict):
-            continue
-        p = _find_key(st, ("p_alignment", "p_value", "p", "pvalue"))
-        eta = _find_key(st, ("eta2_alignment", "eta_sq_alignment", "eta2", "partial_eta2", "effect_size"))
-        if p is None and eta is None:
-            continue
-        t = "ANOVA" if test == "anova" else "permutation test"
+    an = sweep.stats.get("anova")
+    if isinstance(an, dict):
+        p = _find_key(an, ("p_alignment", "p_value", "p", "pvalue"))
+        eta = _find_key(an, ("eta2_alignment", "eta_sq_alignment", "eta2", "partial_eta2", "effect_size"))
+        eta_s = _find_key(an, ("eta2_seed",))
         bits = []
         if p is not None:
             bits.append(f"p = {fmt_num(as_float(p), 2)}")
         if eta is not None:
-            bits.append(f"η² = {fmt_num(as_float(eta), 2)}")
-        parts.append(f"{t}: {', '.join(bits)}")
+            bits.append(f"η²(alignment) = {fmt_num(as_float(eta), 2)}")
+        if eta_s is not None:
+            bits.append(f"η²(seed) = {fmt_num(as_float(eta_s), 2)}")
+        if bits:
+            parts.append("ANOVA: " + ", ".join(bits))
+    pe = sweep.stats.get("permutation")
+    if isinstance(pe, dict):
+        p = _find_key(pe, ("p_value", "p_alignment", "p", "pvalue"))
+        if p is not None:
+            parts.append(f"permutation p = {fmt_num(as_float(p), 2)}")
     return "; ".join(parts)
 
 

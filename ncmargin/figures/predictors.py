@@ -22,25 +22,50 @@ from . import style
 __all__ = ["plot_predictors"]
 
 NICE = {
+    "alignment_score": "concentration score{scale} (smaller = better)",
     "concentration_score": "concentration score{scale} (smaller = better)",
-    "gamma_over_dist_mean": r"mean $\gamma_{y,y'}/\|m_y - m_{y'}\|$",
-    "gamma_over_dist_min": r"min $\gamma_{y,y'}/\|m_y - m_{y'}\|$",
+    "normalized_margin_mean": r"mean$_{y \neq y'}$ $\gamma_{y,y'}/\|m_y - m_{y'}\|${scale}",
+    "normalized_margin_min": r"min$_{y \neq y'}$ $\gamma_{y,y'}/\|m_y - m_{y'}\|${scale}",
+    "gamma_over_dist_mean": r"mean $\gamma_{y,y'}/\|m_y - m_{y'}\|${scale}",
+    "gamma_over_dist_min": r"min $\gamma_{y,y'}/\|m_y - m_{y'}\|${scale}",
 }
 
 
+def _from_file(d) -> tuple[float, float, float, float]:
+    if not isinstance(d, dict):
+        return math.nan, math.nan, math.nan, math.nan
+    return (as_float(d.get("rho", d.get("spearman_rho"))), as_float(d.get("p", d.get("p_value"))),
+            as_float(d.get("ci_low")), as_float(d.get("ci_high")))
+
+
 def _corr(sweep: Sweep, name: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float, str]:
+    """Spearman ρ across the plotted runs: sweep.json's per-run entry (``[name]["runs"]``, or the entry
+    itself when it says its unit is runs or gives none) when present, else scipy.stats.spearmanr."""
     pc = sweep.stats.get("predictor_correlations")
-    if isinstance(pc, dict) and isinstance(pc.get(name), dict):
-        d = pc[name]
-        rho = as_float(d.get("rho", d.get("spearman_rho")))
+    d = pc.get(name) if isinstance(pc, dict) else None
+    if isinstance(d, dict):
+        cand = d.get("runs") if isinstance(d.get("runs"), dict) else (d if d.get("unit", "runs") == "runs" else None)
+        rho, p, lo, hi = _from_file(cand)
         if np.isfinite(rho):
-            return (rho, as_float(d.get("p", d.get("p_value"))), as_float(d.get("ci_low")),
-                    as_float(d.get("ci_high")), "sweep.json")
+            return rho, p, lo, hi, "sweep.json"
     m = np.isfinite(x) & np.isfinite(y)
     if m.sum() < 3 or np.ptp(x[m]) == 0 or np.ptp(y[m]) == 0:
         return math.nan, math.nan, math.nan, math.nan, "too few distinct values"
     res = stats.spearmanr(x[m], y[m])
     return float(res.statistic), float(res.pvalue), math.nan, math.nan, "computed here"
+
+
+def _alignment_level(sweep: Sweep, name: str) -> str:
+    """The headline correlation across alignment means, if sweep.json has one."""
+    pc = sweep.stats.get("predictor_correlations")
+    d = pc.get(name) if isinstance(pc, dict) else None
+    if not isinstance(d, dict) or d.get("unit") != "alignment means":
+        return ""
+    rho, p, lo, hi = _from_file(d)
+    if not np.isfinite(rho):
+        return ""
+    ci = f", CI {fmt_num(lo, 2)} to {fmt_num(hi, 2)}" if np.isfinite(lo) and np.isfinite(hi) else ""
+    return f"ρ over alignment means = {fmt_num(rho, 2)} (p = {fmt_num(p, 2)}{ci})"
 
 
 @style.styled
@@ -80,13 +105,16 @@ def plot_predictors(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike
             xlab_scale = ""
         rho, pv, lo, hi, src = _corr(sweep, pname, x, y)
         ci = f" (CI {fmt_num(lo, 2)} to {fmt_num(hi, 2)})" if np.isfinite(lo) and np.isfinite(hi) else ""
-        ax.set_title(f"Spearman ρ = {fmt_num(rho, 2)}{ci}, p = {fmt_num(pv, 2)}", fontsize=7)
+        ax.set_title(f"Spearman ρ = {fmt_num(rho, 2)}{ci}, p = {fmt_num(pv, 2)}\n(over runs, n = "
+                     f"{int((np.isfinite(x) & np.isfinite(y)).sum())})", fontsize=7)
         lab = NICE.get(pname, pname.replace("_", " ") + "{scale}")
-        ax.set_xlabel(lab.format(scale=xlab_scale.replace(" (log scale)", ", log scale"))
+        ax.set_xlabel(lab.replace("{scale}", xlab_scale.replace(" (log scale)", ", log scale"))
                       if "{scale}" in lab else lab + xlab_scale)
         if p % ncols == 0:
             ax.set_ylabel("final test accuracy (%)")
-        summary.append(f"{pname}: ρ = {fmt_num(rho, 2)}{ci} (p = {fmt_num(pv, 2)}, {src})")
+        al = _alignment_level(sweep, pname)
+        summary.append(f"{pname}: ρ over runs = {fmt_num(rho, 2)}{ci} (p = {fmt_num(pv, 2)}, {src})"
+                       + (f", {al}" if al else ""))
         rows.append([pname, "spearman_rho", "", rho, pv])
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
@@ -101,7 +129,7 @@ def plot_predictors(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike
     caption = ("Claim 3, alignment predictors from the theory against final test accuracy, one point per run "
                "(colour = alignment)"
                + (f", {n_exc} run(s) without 100% train accuracy left out" if n_exc else "")
-               + ". Titles: Spearman rank correlation across runs" + ("; " if summary else "")
+               + ". Titles: Spearman rank correlation over the plotted runs" + ("; " if summary else "")
                + "; ".join(summary) + ". A predictor that explains the alignment effect correlates with "
                "accuracy (negatively for the concentration score, where smaller is better). The rows "
                "'spearman_rho' of the CSV hold ρ in 'value' and its p-value in 'test_acc_pct'.")

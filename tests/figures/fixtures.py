@@ -128,15 +128,21 @@ def sweep_obj(n_align: int = 3, seeds=(0, 1, 2)) -> dict:
             runs.append({"run_dir": f"sweep/a{a}_s{s}", "alignment": f"a{a}", "seed": s,
                          "reached_tpt": not (a == 0 and s == seeds[-1]), "onset_epoch": 10,
                          "final_train_acc": 1.0, "final_test_acc": acc, "final_train_loss": 1e-4,
-                         "predictors": {"concentration_score": float(10 ** (3 - a + 0.1 * rng.standard_normal())),
-                                        "gamma_over_dist_mean": 0.2 + 0.05 * a + 0.01 * rng.standard_normal(),
-                                        "gamma_over_dist_min": 0.05 + 0.02 * a}})
+                         "predictors": {"alignment_score": float(10 ** (3 - a + 0.1 * rng.standard_normal())),
+                                        "normalized_margin_mean": 0.2 + 0.05 * a + 0.01 * rng.standard_normal(),
+                                        "normalized_margin_min": 0.05 + 0.02 * a}})
     return {"schema": "ncmargin.sweep/1",
             "alignments": [{"id": f"a{a}", "perm": list(range(4)), "rotation_seed": a} for a in range(n_align)],
             "seeds": list(seeds), "runs": runs, "excluded": [{"run": "a0_s2", "reason": "no TPT"}],
-            "stats": {"anova": {"p_alignment": 0.001, "eta2_alignment": 0.8},
-                      "predictor_correlations": {"gamma_over_dist_mean": {"rho": 0.9, "p": 0.001,
-                                                                          "ci_low": 0.7, "ci_high": 1.0}}}}
+            "stats": {"anova": {"p_alignment": 0.001, "eta2_alignment": 0.8, "eta2_seed": 0.05},
+                      "permutation": {"p_value": 0.002, "n_perm": 999},
+                      "predictor_correlations": {
+                          "normalized_margin_mean": {"rho": 1.0, "p": 0.0, "ci_low": 1.0, "ci_high": 1.0,
+                                                     "unit": "alignment means",
+                                                     "runs": {"rho": 0.9, "p": 0.001, "ci_low": 0.7,
+                                                              "ci_high": 1.0, "unit": "runs"}},
+                          "alignment_score": {"rho": None, "p": None, "unit": "alignment means",
+                                              "runs": {"rho": None, "p": None, "unit": "runs"}}}}}
 
 
 def write_verify_dir(out: Path) -> Path:

@@ -186,7 +186,7 @@ def test_alignment_csv_points_and_ci(drawn):
         assert _f(r["alignment_mean_pct"]) == pytest.approx(acc.mean(), rel=1e-12)
         assert _f(r["ci95_low_pct"]) == pytest.approx(acc.mean() - h, rel=1e-12)
         assert _f(r["ci95_high_pct"]) == pytest.approx(acc.mean() + h, rel=1e-12)
-    assert "excluded" in res["alignment"].caption
+    assert "excluded" in res["alignment"].caption and "permutation p = 0.002" in res["alignment"].caption
 
 
 def test_predictors_csv_and_rho(drawn):
@@ -194,13 +194,13 @@ def test_predictors_csv_and_rho(drawn):
     rows = read_csv(res["predictors"].csv)
     obj = sweep_obj()
     inc = [x for x in obj["runs"] if x["reached_tpt"]]
-    for name in ("concentration_score", "gamma_over_dist_mean", "gamma_over_dist_min"):
+    for name in ("alignment_score", "normalized_margin_mean", "normalized_margin_min"):
         pts = [r for r in rows if r["predictor"] == name and r["alignment"] != "spearman_rho"]
         assert [_f(r["value"]) for r in pts] == [x["predictors"][name] for x in inc]
         rho = _f(next(r for r in rows if r["predictor"] == name and r["alignment"] == "spearman_rho")["value"])
-        if name == "gamma_over_dist_mean":  # given in sweep.json: used as is
+        if name == "normalized_margin_mean":  # per-run value given in sweep.json: used as is
             assert rho == 0.9
-        else:  # computed here over the included runs
+        else:  # absent (or null) in sweep.json: computed here over the included runs
             want = stats.spearmanr([x["predictors"][name] for x in inc],
                                    [x["final_test_acc"] for x in inc]).statistic
             assert rho == pytest.approx(want, rel=1e-12)
