@@ -28,7 +28,7 @@ from .base import FigureResult
 
 log = logging.getLogger("ncmargin.figures")
 
-__all__ = ["FigureResult", "make_figures", "FIGURE_NAMES"]
+__all__ = ["FigureResult", "make_figures", "write_index", "FIGURE_NAMES", "INDEX_FILE"]
 
 FIGURE_NAMES = ("terminal_phase", "pmin", "nc_metrics", "ce_svm_deep", "bound_<run>", "ce_svm_fixed",
                 "ce_svm_ufm", "alignment", "predictors")
@@ -41,7 +41,7 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
     ``paths``: run directories (log.jsonl [+ analysis.json]), a ``verify`` output directory (runs/,
     claim1a/, claim1b/, sweep/), a sweep directory (sweep.json), or the result files themselves.
     A figure whose data is absent is skipped with the reason logged (logger ``ncmargin.figures``) and
-    appended to ``skipped`` if given. A missing path or a malformed results file raises
+    appended to ``skipped`` if given. Also writes ``out_dir/figures.json`` (files + captions + skips). A missing path or a malformed results file raises
     FileNotFoundError/ValueError naming the file. Returns the written figures in a fixed order.
     """
     from .data import discover, read_run, read_claim1a, read_claim1b, read_sweep, run_labels
@@ -124,4 +124,32 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
             skip(f"predictors{sfx}", f"{p}: no predictors, or no run reached 100% train accuracy")
     if not inv.sweeps:
         skip("alignment, predictors", "no sweep.json among the inputs")
+    if results:
+        write_index(out_dir, results, skipped)
     return results
+
+
+INDEX_FILE = "figures.json"
+
+
+def write_index(out_dir: str | os.PathLike, results: Sequence[FigureResult], skipped: Sequence[str] = ()) -> Path:
+    """``OUT/figures.json`` (schema ncmargin.figures/1): every figure's files (relative to ``out_dir``)
+    and caption, and the skipped figures with their reasons, so that a report written later (without
+    calling make_figures) can still show the captions."""
+    from ncmargin.io import atomic_write_json
+
+    out_dir = Path(out_dir)
+
+    def rel(p: Path) -> str:
+        try:
+            return str(Path(p).resolve().relative_to(out_dir.resolve()))
+        except ValueError:
+            return str(p)
+
+    doc = {"schema": "ncmargin.figures/1",
+           "figures": [{"name": r.name, "png": rel(r.png), "pdf": rel(r.pdf), "csv": rel(r.csv),
+                        "caption": r.caption} for r in results],
+           "skipped": list(skipped)}
+    p = out_dir / INDEX_FILE
+    atomic_write_json(p, doc)
+    return p

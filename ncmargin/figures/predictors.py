@@ -22,8 +22,8 @@ from . import style
 __all__ = ["plot_predictors"]
 
 NICE = {
-    "alignment_score": "concentration score{scale} (smaller = better)",
-    "concentration_score": "concentration score{scale} (smaller = better)",
+    "alignment_score": "concentration score{scale}; smaller = better",
+    "concentration_score": "concentration score{scale}; smaller = better",
     "normalized_margin_mean": r"mean$_{y \neq y'}$ $\gamma_{y,y'}/\|m_y - m_{y'}\|${scale}",
     "normalized_margin_min": r"min$_{y \neq y'}$ $\gamma_{y,y'}/\|m_y - m_{y'}\|${scale}",
     "gamma_over_dist_mean": r"mean $\gamma_{y,y'}/\|m_y - m_{y'}\|${scale}",

@@ -108,12 +108,15 @@ def test_discover_verify_dir_and_labels(tmp_path):
 
 def test_cli_figures(tmp_path, capsys):
     (tmp_path / "sw").mkdir()
-    (tmp_path / "sw" / "sweep.json").write_text(json.dumps(sweep_obj()))
+    obj = sweep_obj()
+    for r in obj["runs"]:
+        r["predictors"] = {}  # no predictors: that figure is skipped with its reason
+    (tmp_path / "sw" / "sweep.json").write_text(json.dumps(obj))
     assert main(["figures", str(tmp_path / "sw")]) == 0
     out = capsys.readouterr().out
-    for name in ("alignment", "predictors"):
-        for ext in ("png", "pdf", "csv"):
-            assert (tmp_path / "sw" / "figures" / f"{name}.{ext}").is_file()
-    assert "2 figure(s)" in out
+    for ext in ("png", "pdf", "csv"):
+        assert (tmp_path / "sw" / "figures" / f"alignment.{ext}").is_file()
+    assert not (tmp_path / "sw" / "figures" / "predictors.png").exists()
+    assert "1 figure(s)" in out and "predictors: skipped" in out
     assert main(["figures", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err

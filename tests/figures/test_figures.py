@@ -50,6 +50,9 @@ def test_every_figure_is_written(drawn):
         assert r.csv.stat().st_size > 0 and r.caption
         # no temporary files left behind by the atomic writes
     assert not [p for p in res["pmin"].png.parent.iterdir() if p.name.startswith(".")]
+    index = json.loads((res["pmin"].png.parent / "figures.json").read_text())
+    assert [f["name"] for f in index["figures"]] == list(res)
+    assert index["figures"][0]["png"] == "terminal_phase.png" and index["skipped"] == skipped
 
 
 def test_terminal_phase_csv_equals_log(drawn):
