@@ -14,11 +14,14 @@ def add_arguments(p) -> None:
                    help="run directories, a sweep directory, a `verify` output directory, or result files")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory (default: <first path>/figures)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first figure that fails to draw (default: report it and draw the rest)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
 def run(args) -> int:
     import logging
+    import sys
     from pathlib import Path
 
     from ncmargin.figures import make_figures
@@ -26,14 +29,17 @@ def run(args) -> int:
     first = Path(args.paths[0])
     out = Path(args.out) if args.out else (first.parent if first.is_file() else first) / "figures"
     skipped: list[str] = []
-    results = make_figures(args.paths, out, skipped=skipped)
+    results = make_figures(args.paths, out, skipped=skipped, strict=args.strict)
     if not args.quiet:
         for r in results:
             print(f"{r.png}  (+ .pdf, .csv)")
         for s in skipped:
             print(f"  {s}")
         print(f"{len(results)} figure(s) in {out}")
+    failed = [s for s in skipped if ": FAILED" in s]
+    for s in failed:
+        print(f"ncmargin figures: {s}", file=sys.stderr)
     if not results:
         logging.getLogger("ncmargin.figures").warning("no figure could be drawn from %s", args.paths)
         return 1
-    return 0
+    return 1 if failed else 0

@@ -35,14 +35,20 @@ FIGURE_NAMES = ("terminal_phase", "pmin", "nc_metrics", "ce_svm_deep", "bound_<r
 
 
 def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: str | os.PathLike,
-                 skipped: list[str] | None = None) -> list[FigureResult]:
+                 skipped: list[str] | None = None, strict: bool = False) -> list[FigureResult]:
     """Draw every figure that the results under ``paths`` support, into ``out_dir``.
 
     ``paths``: run directories (log.jsonl [+ analysis.json]), a ``verify`` output directory (runs/,
     claim1a/, claim1b/, sweep/), a sweep directory (sweep.json), or the result files themselves.
-    A figure whose data is absent is skipped with the reason logged (logger ``ncmargin.figures``) and
-    appended to ``skipped`` if given. Also writes ``out_dir/figures.json`` (files + captions + skips). A missing path or a malformed results file raises
-    FileNotFoundError/ValueError naming the file. Returns the written figures in a fixed order.
+
+    - Every results file is read first: a missing path or a malformed file raises FileNotFoundError /
+      ValueError naming the file (nothing is drawn then).
+    - A figure whose data is absent is skipped, the reason logged (logger ``ncmargin.figures``) and
+      appended to ``skipped`` if given.
+    - A figure that fails while drawing is reported in ``skipped`` as ``FAILED`` with the exception and
+      logged with its traceback, and the other figures are still drawn; with ``strict=True`` the
+      exception propagates instead.
+    Writes ``out_dir/figures.json`` (files, captions, skips). Returns the written figures in a fixed order.
     """
     from .data import discover, read_run, read_claim1a, read_claim1b, read_sweep, run_labels
     from .terminal_phase import plot_terminal_phase
@@ -67,30 +73,35 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
         log.info(msg)
         skipped.append(msg)
 
+    # 1. read everything (strict: malformed files raise here, naming the file)
     inv = discover(paths)
     for note in inv.notes:
         skip("input", note)
-    results: list[FigureResult] = []
     runs = [read_run(d) for d in inv.runs]
     run_labels(runs)
+    claims1a = [read_claim1a(p) for p in inv.claim1a]
+    claims1b = [read_claim1b(p) for p in inv.claim1b]
+    sweeps = [read_sweep(p) for p in inv.sweeps]
 
+    # 2. plan the figures the data supports
+    jobs: list[tuple[str, object]] = []
     if runs:
-        results.append(plot_terminal_phase(runs, out_dir))
+        jobs.append(("terminal_phase", lambda: plot_terminal_phase(runs, out_dir)))
         pm = [r for r in runs if r.has("p_min")]
         if pm:
-            results.append(plot_pmin(pm, out_dir))
+            jobs.append(("pmin", lambda: plot_pmin(pm, out_dir)))
         else:
             skip("pmin", "no run logs 'p_min'")
         ncr = [r for r in runs if any(r.has(k) for k in nc_keys)
                or (r.analysis is not None and any(np.isfinite(r.analysis.col("nc", k)).any() for k in nc_keys))]
         if ncr:
-            results.append(plot_nc_metrics(ncr, out_dir))
+            jobs.append(("nc_metrics", lambda: plot_nc_metrics(ncr, out_dir)))
         else:
             skip("nc_metrics", "no run logs NC metrics")
         svm = [r for r in runs if r.analysis is not None
                and np.isfinite(r.analysis.col("svm", "angle_deg")).any()]
         if svm:
-            results.append(plot_ce_svm_deep(svm, out_dir))
+            jobs.append(("ce_svm_deep", lambda: plot_ce_svm_deep(svm, out_dir)))
         else:
             skip("ce_svm_deep", "no run has analysis.json with an SVM solution "
                  "(run `ncmargin analyze RUN`; before 100% train accuracy there is none)")
@@ -98,33 +109,46 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
             if r.analysis is None:
                 skip(f"bound_{r.run_id}", f"{r.run_dir}/analysis.json absent (run `ncmargin analyze`)")
             elif not any(isinstance(cp.get("bound"), dict) for cp in r.analysis.checkpoints):
-                skip(f"bound_{r.run_id}", f"{r.analysis.path}: no checkpoint has a bound (none terminal?)")
+                skip(f"bound_{r.run_id}", f"{r.analysis.path}: no checkpoint has a bound")
             else:
-                results.append(plot_bound(r, out_dir))
+                jobs.append((f"bound_{r.run_id}", lambda r=r: plot_bound(r, out_dir)))
     else:
         skip("terminal_phase, pmin, nc_metrics, ce_svm_deep, bound", "no run directory among the inputs")
-
-    for i, p in enumerate(inv.claim1a):
-        results.append(plot_ce_svm_fixed(read_claim1a(p), out_dir,
-                                         name="ce_svm_fixed" if i == 0 else f"ce_svm_fixed_{i}"))
-    if not inv.claim1a:
+    for i, c in enumerate(claims1a):
+        nm = "ce_svm_fixed" if i == 0 else f"ce_svm_fixed_{i}"
+        jobs.append((nm, lambda c=c, nm=nm: plot_ce_svm_fixed(c, out_dir, name=nm)))
+    if not claims1a:
         skip("ce_svm_fixed", "no claim1a/fixed_features.json among the inputs")
-    for i, p in enumerate(inv.claim1b):
-        results.append(plot_ufm(read_claim1b(p), out_dir, name="ce_svm_ufm" if i == 0 else f"ce_svm_ufm_{i}"))
-    if not inv.claim1b:
+    for i, c in enumerate(claims1b):
+        nm = "ce_svm_ufm" if i == 0 else f"ce_svm_ufm_{i}"
+        jobs.append((nm, lambda c=c, nm=nm: plot_ufm(c, out_dir, name=nm)))
+    if not claims1b:
         skip("ce_svm_ufm", "no claim1b/ufm.json among the inputs")
-
-    for i, p in enumerate(inv.sweeps):
-        sw = read_sweep(p)
+    for i, sw in enumerate(sweeps):
         sfx = "" if i == 0 else f"_{i}"
-        results.append(plot_alignment(sw, out_dir, name=f"alignment{sfx}"))
-        if any(r.predictors for r in sw.runs) and any(r.reached_tpt for r in sw.runs):
-            results.append(plot_predictors(sw, out_dir, name=f"predictors{sfx}"))
+        if any(np.isfinite(r.final_test_acc) for r in sw.runs):
+            jobs.append((f"alignment{sfx}", lambda sw=sw, sfx=sfx: plot_alignment(sw, out_dir, name=f"alignment{sfx}")))
         else:
-            skip(f"predictors{sfx}", f"{p}: no predictors, or no run reached 100% train accuracy")
-    if not inv.sweeps:
+            skip(f"alignment{sfx}", f"{sw.path}: no run has a final test accuracy (none trained?)")
+        if any(r.predictors for r in sw.runs) and any(r.reached_tpt for r in sw.runs):
+            jobs.append((f"predictors{sfx}",
+                         lambda sw=sw, sfx=sfx: plot_predictors(sw, out_dir, name=f"predictors{sfx}")))
+        else:
+            skip(f"predictors{sfx}", f"{sw.path}: no predictors, or no run reached 100% train accuracy")
+    if not sweeps:
         skip("alignment, predictors", "no sweep.json among the inputs")
-    if results:
+
+    # 3. draw, each figure on its own
+    results: list[FigureResult] = []
+    for name, job in jobs:
+        try:
+            results.append(job())
+        except Exception as exc:  # noqa: BLE001 - one bad figure must not cost the others (unless strict)
+            if strict:
+                raise
+            log.warning("figure %s failed", name, exc_info=True)
+            skipped.append(f"{name}: FAILED — {type(exc).__name__}: {exc}")
+    if results or skipped:
         write_index(out_dir, results, skipped)
     return results
 

@@ -120,3 +120,23 @@ def test_cli_figures(tmp_path, capsys):
     assert "1 figure(s)" in out and "predictors: skipped" in out
     assert main(["figures", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_failing_figure_does_not_cost_the_others(tmp_path, monkeypatch):
+    """A drawing failure is reported (skipped: FAILED ...) and the other figures are still written;
+    strict=True lets it propagate."""
+    import ncmargin.figures.alignment as al
+
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "sweep.json").write_text(json.dumps(sweep_obj()))
+
+    def boom(*a, **k):
+        raise RuntimeError("drawing bug")
+
+    monkeypatch.setattr(al, "plot_alignment", boom)
+    skipped: list[str] = []
+    res = make_figures([tmp_path / "sw"], tmp_path / "out", skipped=skipped)
+    assert [r.name for r in res] == ["predictors"]
+    assert any(s.startswith("alignment: FAILED") and "drawing bug" in s for s in skipped)
+    with pytest.raises(RuntimeError, match="drawing bug"):
+        make_figures([tmp_path / "sw"], tmp_path / "out", strict=True)

@@ -30,7 +30,7 @@ def drawn(tmp_path_factory):
     root = tmp_path_factory.mktemp("verify")
     vdir = write_verify_dir(root / "v")
     skipped: list[str] = []
-    results = make_figures([vdir], root / "figs", skipped=skipped)
+    results = make_figures([vdir], root / "figs", skipped=skipped, strict=True)
     return vdir, {r.name: r for r in results}, skipped
 
 
