@@ -66,9 +66,9 @@ def run(args) -> int:
     if st.get("anova"):
         an, pm = st["anova"], st["permutation"]
         print(f"alignment: ANOVA p = {an['p_alignment']:.4g}, permutation p = {pm['p_value']:.4g}, "
-              f"eta2 = {an['eta2_alignment']:.3f}; seed: ANOVA p = {an['p_seed']:.4g}, eta2 = {an['eta2_seed']:.3f}")
-        print(f"verdict (alignment matters more than seed): "
-              f"{st['verdict']['alignment_matters_more_than_seed']}  [{st['verdict']['rule']}]")
+              f"eta2 = {an['eta2_alignment']:.3f}, omega2 = {an['omega2_alignment']:.3f}; seed: ANOVA p = "
+              f"{an['p_seed']:.4g}, eta2 = {an['eta2_seed']:.3f}, omega2 = {an['omega2_seed']:.3f}")
+        print(f"claim-3 outcome: {st['verdict']['outcome']}  [{st['verdict']['rule']}]")
     else:
         print(f"no statistics: {st.get('error')}")
     for name, c in (st.get("predictor_correlations") or {}).items():

@@ -47,7 +47,7 @@ import numpy as np
 from ncmargin.io import atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
-    "SWEEP_SCHEMA", "PLAN_SCHEMA", "IGNORED_CONFIG_KEYS", "load_sweep_preset", "list_sweep_presets",
+    "SWEEP_SCHEMA", "PLAN_SCHEMA", "RULE", "omega_squared", "IGNORED_CONFIG_KEYS", "load_sweep_preset", "list_sweep_presets",
     "make_alignments", "plan_sweep", "train_commands", "write_plan", "run_sweep", "collect_sweep",
     "collect_run", "sweep_statistics", "predictor_correlations", "concentration_experiment",
     "claim3_verdicts", "claim_3", "read_sweep_json",
@@ -72,9 +72,9 @@ CONCENTRATION_DEFAULTS: dict[str, Any] = {
               "trials": 2000},
     # trained: a tanh-feature network (K classes, d = K-1, fixed ETF head) trained on n samples per class;
     # mean of its features on the training sample vs on n fresh samples, against the population mean
-    "trained": {"K": 3, "input_dim": 10, "hidden": 64, "separation": 1.5, "ns": [10, 40, 160, 640],
-                "eps": [0.05, 0.1, 0.2, 0.4], "trials": 20, "steps": 300, "lr": 0.01, "scale": 4.0,
-                "population_per_class": 20000},
+    "trained": {"K": 3, "input_dim": 10, "hidden": 32, "separation": 1.5, "ns": [10, 40, 160, 640],
+                "eps": [0.05, 0.1, 0.2, 0.4], "trials": 16, "steps": 200, "lr": 0.02, "scale": 4.0,
+                "population_per_class": 5000},
 }
 
 
@@ -418,9 +418,15 @@ def read_sweep_json(path: str | os.PathLike) -> dict:
 # ----------------------------------------------------------------------------------------- statistics
 
 def _rho(x, y) -> float:
-    from ncmargin.theory.stats import spearman
+    """Spearman's rho as the Pearson correlation of average ranks (the definition scipy.stats.spearmanr
+    uses; tested equal to it); NaN when either input is constant. Fast enough for thousands of bootstrap
+    replicates."""
+    from scipy.stats import rankdata
 
-    return spearman(x, y)["rho"]
+    rx, ry = rankdata(x), rankdata(y)
+    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def _corr_with_ci(x, y, *, n_boot: int, level: float, seed: int) -> dict:
@@ -526,6 +532,7 @@ def sweep_statistics(runs: list[dict], alignment_ids: list[str], seeds: list[int
                       "dropped_alignments": [alignment_ids[i] for i in table["dropped_alignments"]]}
     ver = alignment_effect_verdict(Tc, alpha=alpha, n_perm=n_perm, seed=seed)
     an = ver["anova"]
+    om = omega_squared(an)
     stats["anova"] = {"p_alignment": an["alignment"]["p_value"], "p_seed": an["seed"]["p_value"],
                       "F_alignment": an["alignment"]["F"], "F_seed": an["seed"]["F"],
                       "eta2_alignment": an["alignment"]["eta2"], "eta2_seed": an["seed"]["eta2"],
@@ -534,10 +541,17 @@ def sweep_statistics(runs: list[dict], alignment_ids: list[str], seeds: list[int
                       "df_alignment": an["alignment"]["df"], "df_seed": an["seed"]["df"],
                       "df_error": an["error"]["df"], "ss_alignment": an["alignment"]["ss"],
                       "ss_seed": an["seed"]["ss"], "ss_error": an["error"]["ss"], "ss_total": an["total"]["ss"],
-                      "eta2_error": an["error"]["ss"] / an["total"]["ss"] if an["total"]["ss"] > 0 else None}
+                      "eta2_error": an["error"]["ss"] / an["total"]["ss"] if an["total"]["ss"] > 0 else None,
+                      "omega2_alignment": om["alignment"], "omega2_seed": om["seed"]}
     stats["permutation"] = {"p_value": ver["permutation_p_alignment"], "n_perm": ver["n_perm"],
                             "statistic": "SS_alignment (within-seed permutations)", "seed": seed}
-    stats["verdict"] = {"alignment_matters_more_than_seed": ver["verdict"], "rule": ver["rule"], "alpha": alpha}
+    pa, pp = an["alignment"]["p_value"], ver["permutation_p_alignment"]
+    more = om["alignment"] > om["seed"]
+    stats["verdict"] = {
+        "alignment_matters_more_than_seed": bool(pa < alpha and pp < alpha and more),
+        "outcome": _outcome(pa, pp, more, alpha),
+        "rule": RULE.format(alpha=alpha),
+        "eta2_rule_verdict": ver["verdict"], "eta2_rule": ver["rule"], "alpha": alpha}
     stats["spread"] = {"test_acc_range_of_alignment_means": float(np.ptp(Tc.mean(axis=1))),
                        "test_acc_range_of_seed_means": float(np.ptp(Tc.mean(axis=0))),
                        "test_acc_std_all": float(Tc.std(ddof=1))}
@@ -551,6 +565,36 @@ def sweep_statistics(runs: list[dict], alignment_ids: list[str], seeds: list[int
     stats["predictor_correlations"] = predictor_correlations(runs, alignment_ids, n_boot=n_boot, level=level,
                                                              seed=seed)
     return stats
+
+
+RULE = ("pass iff ANOVA p_alignment < {alpha} and within-seed permutation p < {alpha} and "
+        "omega2_alignment > omega2_seed; fail iff both p >= {alpha} (no detectable alignment effect); "
+        "inconclusive otherwise (the tests disagree, or alignment is significant but explains less variance "
+        "than seed)")
+
+
+def omega_squared(anova: dict) -> dict:
+    """ω² of each factor of an additive two-way ANOVA (``ncmargin.theory.stats.two_way_anova`` output):
+    ``ω²_f = (SS_f − df_f·MS_E) / (SS_T + MS_E)`` (Hays 1963; Olejnik & Algina 2003, Table 1), the
+    less biased estimate of the variance share than η² = SS_f/SS_T, whose null expectation is about
+    df_f/df_T: with 8 alignments and 3 seeds η²_alignment ≈ 0.30 and η²_seed ≈ 0.09 under no effect at
+    all, so comparing η² favours the factor with more levels. Negative estimates are reported as 0."""
+    ms_e, ss_t = anova["error"]["ms"], anova["total"]["ss"]
+    out = {}
+    for f in ("alignment", "seed"):
+        if ss_t + ms_e <= 0:
+            out[f] = float("nan")
+        else:
+            out[f] = max(0.0, (anova[f]["ss"] - anova[f]["df"] * ms_e) / (ss_t + ms_e))
+    return out
+
+
+def _outcome(p_anova: float, p_perm: float, more: bool, alpha: float) -> str:
+    if p_anova < alpha and p_perm < alpha and more:
+        return "pass"
+    if p_anova >= alpha and p_perm >= alpha:
+        return "fail"
+    return "inconclusive"
 
 
 # ------------------------------------------------------------------------------------------ sweep
@@ -626,13 +670,16 @@ def _trained_check(s: dict, seed: int) -> dict:
     """Features of a trained network on its own training sample vs on fresh samples (docs/theory.md §10).
 
     Data: K Gaussian classes in R^D (means ``separation``·random unit vectors, identity covariance).
-    Network: Linear(D, hidden)–ReLU–Linear(hidden, d)–tanh, d = K−1 (so ||h||_∞ ≤ ρ = 1 surely), with a
-    fixed ETF head ``scale·simplex_etf(K, d)``; full-batch Adam on the CE for ``steps`` steps. For each of
-    ``trials`` draws of a training sample of n per class: μ_y = mean feature of the trained network over
-    ``population_per_class`` fresh samples (the population mean, Monte-Carlo error ≈ σ/√20000),
-    μ̂_train = mean over the training sample, μ̂_fresh = mean over n fresh samples. Events
-    ||μ̂ − μ_y|| ≥ ε are pooled over the K classes (K·trials events per cell; the binomial standard error
-    treats them as independent, which the classes of one trial are not exactly)."""
+    Network: Linear(D, hidden)–ReLU–Linear(hidden, d)–tanh, d = K−1 (so ||h||_∞ ≤ ρ = 1 surely;
+    PyTorch's default Linear init U(±1/√fan_in)), with a fixed ETF head ``scale·simplex_etf(K, d)``;
+    full-batch Adam on the CE for ``steps`` steps. The ``trials`` networks of one n are trained together
+    as one batched model (independent weights, summed losses; Adam is elementwise, so this is exactly
+    ``trials`` separate trainings). For each trial (a fresh training sample of n per class):
+    μ_y = mean feature of the trained network over ``population_per_class`` fresh samples (the population
+    mean up to Monte-Carlo error ≈ σ/√population ≤ 1/√5000 ≈ 0.014 by default), μ̂_train = mean over the training sample, μ̂_fresh =
+    mean over n fresh samples. Events ||μ̂ − μ_y|| ≥ ε are pooled over the K classes (K·trials events per
+    cell; the binomial standard error treats them as independent, which the K classes of one trial are
+    not exactly)."""
     import torch
 
     from ncmargin.theory import simplex_etf
@@ -640,52 +687,59 @@ def _trained_check(s: dict, seed: int) -> dict:
 
     K, D, hid = int(s["K"]), int(s["input_dim"]), int(s["hidden"])
     d = K - 1
-    trials, steps = int(s["trials"]), int(s["steps"])
+    T, steps = int(s["trials"]), int(s["steps"])
     rng = np.random.default_rng(seed)
     means = rng.standard_normal((K, D))
     means *= float(s["separation"]) / np.linalg.norm(means, axis=1, keepdims=True)
     M = torch.from_numpy(float(s["scale"]) * simplex_etf(K, d)).float()
     npop = int(s["population_per_class"])
+    eps = np.asarray(s["eps"], dtype=np.float64)
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(1)
 
     def draw(g, n):
+        """T independent samples of n per class: X (T, K n, D) float64, labels (K n,) (same order each)."""
         y = np.repeat(np.arange(K), n)
-        x = means[y] + g.standard_normal((K * n, D))
+        x = means[y][None] + g.standard_normal((T, K * n, D))
         return torch.from_numpy(x).float(), torch.from_numpy(y)
 
-    eps = np.asarray(s["eps"], dtype=np.float64)
-    rows, bias = [], []
+    def uniform(g, shape, fan_in):
+        b = 1.0 / math.sqrt(fan_in)
+        return torch.from_numpy(g.uniform(-b, b, size=shape)).float().requires_grad_(True)
+
+    def features(params, x):
+        W1, b1, W2, b2 = params
+        return torch.tanh(torch.relu(x @ W1 + b1) @ W2 + b2)
+
+    rows, dev_summary = [], []
     try:
         for j, n in enumerate(s["ns"]):
             n = int(n)
-            dev_tr, dev_fr, gap = [], [], []
-            for t in range(trials):
-                g = np.random.default_rng([seed, j, t])
-                torch.manual_seed(int(g.integers(2 ** 31)))
-                net = torch.nn.Sequential(torch.nn.Linear(D, hid), torch.nn.ReLU(), torch.nn.Linear(hid, d),
-                                          torch.nn.Tanh())
-                opt = torch.optim.Adam(net.parameters(), lr=float(s["lr"]))
-                x, y = draw(g, n)
-                for _ in range(steps):
-                    opt.zero_grad()
-                    loss = torch.nn.functional.cross_entropy(net(x) @ M.T, y)
-                    loss.backward()
-                    opt.step()
-                with torch.no_grad():
-                    h_tr = net(x).double().numpy()
-                    xf, yf = draw(g, n)
-                    h_fr = net(xf).double().numpy()
-                    xp, yp = draw(g, npop)
-                    h_pop = net(xp).double().numpy()
-                yn, yfn, ypn = y.numpy(), yf.numpy(), yp.numpy()
-                for c in range(K):
-                    mu = h_pop[ypn == c].mean(axis=0)
-                    dev_tr.append(np.linalg.norm(h_tr[yn == c].mean(axis=0) - mu))
-                    dev_fr.append(np.linalg.norm(h_fr[yfn == c].mean(axis=0) - mu))
-                    gap.append(float(np.mean((h_tr[yn == c] @ M[c].double().numpy()))
-                                     - np.mean(h_pop[ypn == c] @ M[c].double().numpy())))
-            dev_tr, dev_fr = np.asarray(dev_tr), np.asarray(dev_fr)
+            g = np.random.default_rng([seed, j])
+            params = [uniform(g, (T, D, hid), D), uniform(g, (T, 1, hid), D), uniform(g, (T, hid, d), hid),
+                      uniform(g, (T, 1, d), hid)]
+            opt = torch.optim.Adam(params, lr=float(s["lr"]))
+            x, y = draw(g, n)
+            yy = y.repeat(T)
+            for _ in range(steps):
+                opt.zero_grad()
+                logits = features(params, x) @ M.T                     # (T, K n, K)
+                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, K), yy, reduction="sum") / (K * n)
+                loss.backward()                                        # sum over trials: independent grads
+                opt.step()
+            with torch.no_grad():
+                h_tr = features(params, x).double().numpy()
+                xf, _ = draw(g, n)
+                h_fr = features(params, xf).double().numpy()
+                mu = np.empty((T, K, d))
+                for c in range(K):                                     # population means, chunked by class
+                    xc = torch.from_numpy(means[c] + g.standard_normal((T, npop, D))).float()
+                    mu[:, c] = features(params, xc).double().numpy().mean(axis=1)
+            yn = y.numpy()
+            dev_tr = np.stack([np.linalg.norm(h_tr[:, yn == c].mean(axis=1) - mu[:, c], axis=1)
+                               for c in range(K)], axis=1).ravel()
+            dev_fr = np.stack([np.linalg.norm(h_fr[:, yn == c].mean(axis=1) - mu[:, c], axis=1)
+                               for c in range(K)], axis=1).ravel()
             m = dev_tr.size
             bnd = np.atleast_1d(concentration_bound(n, eps, d, 1.0))
             for e, b in zip(eps, bnd):
@@ -697,14 +751,15 @@ def _trained_check(s: dict, seed: int) -> dict:
                              "empirical_fresh": p_fr, "stderr_fresh": se_fr, "bound": float(b),
                              "nontrivial": bool(b < 1.0), "bound_holds": bool(p_tr <= b + 3 * se_tr),
                              "bound_holds_fresh": bool(p_fr <= b + 3 * se_fr), "events": m})
-            bias.append({"n": n, "mean_deviation_train": float(dev_tr.mean()),
-                         "mean_deviation_fresh": float(dev_fr.mean()),
-                         "mean_target_logit_gap": float(np.mean(gap))})
+            dev_summary.append({"n": n, "mean_deviation_train": float(dev_tr.mean()),
+                                "mean_deviation_fresh": float(dev_fr.mean()),
+                                "ratio": float(dev_tr.mean() / dev_fr.mean()) if dev_fr.mean() > 0 else None,
+                                "final_train_loss": float(loss.detach()) / T})
     finally:
         torch.set_num_threads(prev_threads)
-    return {"rows": rows, "d": d, "rho": 1.0, "K": K, "deviation_by_n": bias,
+    return {"rows": rows, "d": d, "rho": 1.0, "K": K, "deviation_by_n": dev_summary,
             "network": f"Linear({D},{hid})-ReLU-Linear({hid},{d})-tanh, fixed ETF head x{s['scale']}, "
-                       f"Adam lr {s['lr']} full batch {steps} steps"}
+                       f"Adam lr {s['lr']} full batch {steps} steps (float32; means in float64), {T} trials per n"}
 
 
 def concentration_experiment(settings: dict | None = None) -> dict:
@@ -742,9 +797,8 @@ def concentration_experiment(settings: dict | None = None) -> dict:
 def claim3_verdicts(doc: dict, settings: dict | None = None, *, label: str | None = None) -> list[dict]:
     """Claim-3 verdicts (docs/results.md ``verdicts.json`` entries) from a sweep document.
 
-    - ``3.alignment_effect``: pass iff ANOVA p_alignment < α, permutation p < α and η²_alignment > η²_seed;
-      fail iff permutation p ≥ α and η²_alignment ≤ η²_seed (alignment neither detectable nor larger than
-      seed); inconclusive otherwise, or when no complete 2×2 table of included runs exists.
+    - ``3.alignment_effect``: :data:`RULE` (pass iff both tests give p < α and ω²_alignment > ω²_seed;
+      fail iff both p ≥ α; inconclusive otherwise, or when no complete 2×2 table of included runs exists).
     - ``3.terminal_phase``: every run ended at 100% train accuracy (pass), else inconclusive with the list.
     - ``3.predictor.<name>``: Spearman ρ across alignment means with the predicted sign (score: negative,
       normalized margins: positive), p < α (three-valued rule of ncmargin.empirical.verify).
@@ -760,13 +814,7 @@ def claim3_verdicts(doc: dict, settings: dict | None = None, *, label: str | Non
     an, perm = stats.get("anova"), stats.get("permutation")
     if an and perm:
         pa, pp = an["p_alignment"], perm["p_value"]
-        ea, es = an["eta2_alignment"], an["eta2_seed"]
-        if pa is not None and pa < alpha and pp < alpha and ea > es:
-            v = "pass"
-        elif pp >= alpha and ea <= es:
-            v = "fail"
-        else:
-            v = "inconclusive"
+        v = _outcome(pa, pp, an["omega2_alignment"] > an["omega2_seed"], alpha)
         value = pp
         detail = {"anova": an, "permutation": perm, "table": stats.get("table"),
                   "spread": stats.get("spread"), "train_loss_anova": stats.get("train_loss_anova"),
@@ -779,9 +827,8 @@ def claim3_verdicts(doc: dict, settings: dict | None = None, *, label: str | Non
         "Networks with a fixed simplex-ETF classifier that all reach 100% train accuracy generalize differently "
         "depending on the alignment of labels with the ETF vertices: alignment explains more variance of the "
         "final test accuracy than the seed does.",
-        "within-seed permutation p-value of the alignment effect (with ANOVA p and eta2 in detail)", value,
-        f"pass: ANOVA p < {alpha} and permutation p < {alpha} and eta2_alignment > eta2_seed; "
-        f"fail: permutation p >= {alpha} and eta2_alignment <= eta2_seed", v, run_ids, detail))
+        "within-seed permutation p-value of the alignment effect (ANOVA p, eta2, omega2 in detail)", value,
+        RULE.format(alpha=alpha), v, run_ids, detail))
     runs = doc.get("runs", [])
     n_ok = sum(bool(r.get("reached_tpt")) for r in runs)
     frac = n_ok / len(runs) if runs else None
@@ -899,10 +946,17 @@ def _report_section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
                 ["ANOVA p", _fmt(an["p_alignment"]), _fmt(an["p_seed"])],
                 ["η²", _fmt(an["eta2_alignment"]), _fmt(an["eta2_seed"])],
                 ["partial η²", _fmt(an["partial_eta2_alignment"]), _fmt(an["partial_eta2_seed"])],
+                ["ω²", _fmt(an.get("omega2_alignment")), _fmt(an.get("omega2_seed"))],
                 ["permutation p", _fmt(pm["p_value"]), "–"]]))
             tab = st.get("table") or {}
-            parts.append(f"Table: {tab.get('method')}; dropped seeds {tab.get('dropped_seeds')}, dropped "
-                         f"alignments {tab.get('dropped_alignments')}. Rule: {st['verdict']['rule']}.")
+            parts.append(f"Outcome: **{st['verdict'].get('outcome')}**. Table: {tab.get('method')}; dropped seeds "
+                         f"{tab.get('dropped_seeds')}, dropped alignments {tab.get('dropped_alignments')}. "
+                         f"Rule: {st['verdict']['rule']}.")
+            tl = st.get("train_loss_anova")
+            if tl:
+                parts.append(f"Premise (equal train loss): final train loss {_fmt(tl['loss_min'])} to "
+                             f"{_fmt(tl['loss_max'])}; ANOVA of log10 loss: alignment p = {_fmt(tl['p_alignment'])}, "
+                             f"η² = {_fmt(tl['eta2_alignment'])}; seed p = {_fmt(tl['p_seed'])}.")
         elif st.get("error"):
             parts.append(f"No statistics: {st['error']}")
         means = st.get("alignment_means") or []
