@@ -1,0 +1,43 @@
+"""``ncmargin verify``: all claims end to end (train what is missing, analyse, verdicts, report)."""
+
+from __future__ import annotations
+
+HELP = "train what is missing, analyse, and write verdicts.json and report.md for every claim"
+EXAMPLE = """
+ncmargin verify --preset quick --out results/quick          # claims 1 and 2 (+3 when installed), CPU
+ncmargin verify --preset quick --claims 1c,2 --out results/quick   # reuses the trained runs
+ncmargin verify --preset paper --device cuda --out results/paper --jobs 2
+"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--preset", default="quick",
+                   help="verify preset: quick (digits, CPU, ~10 min), paper (CIFAR-10/100 ResNet-18, GPU), or "
+                        "a JSON file (default: quick)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
+                   help="training device (default: the preset's)")
+    p.add_argument("--out", default=None, help="output directory (default: results/<preset>)")
+    p.add_argument("--claims", default=None,
+                   help="comma-separated claim ids to evaluate, e.g. 1a,1b,1c,2,3 (default: the preset's, all)")
+    p.add_argument("--jobs", type=int, default=1, help="training runs in parallel processes (default 1)")
+    p.add_argument("--force-analysis", action="store_true",
+                   help="recompute the per-checkpoint analysis even where analysis.json has it")
+    p.add_argument("--no-figures", action="store_true", help="do not call ncmargin.figures")
+    p.add_argument("--quiet", action="store_true", help="no progress output (for CI)")
+
+
+def run(args) -> int:
+    from ncmargin.empirical.verify import verify
+
+    if args.jobs < 1:
+        raise ValueError(f"--jobs {args.jobs}: give a positive number of parallel training runs")
+    doc = verify(args.preset, args.out, device=args.device, claims=args.claims, jobs=args.jobs,
+                 quiet=args.quiet, figures=not args.no_figures, force_analysis=args.force_analysis)
+    width = max((len(v["id"]) for v in doc["verdicts"]), default=10)
+    for v in doc["verdicts"]:
+        val = v.get("value")
+        val = "-" if val is None else f"{val:.4g}"
+        print(f"{v['verdict']:<13} {v['id']:<{width}}  {val:>10}  ({v['threshold']})")
+    tm = doc.get("timings", {}).get("total_s")
+    print(f"verdicts.json and report.md written ({tm:.0f} s)" if tm else "verdicts.json and report.md written")
+    return 0

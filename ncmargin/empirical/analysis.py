@@ -1,0 +1,414 @@
+"""Per-checkpoint analysis of a training run: ``RUN/analysis.json`` (docs/results.md).
+
+For every checkpoint ``RUN/checkpoints/epoch_XXXX.npz`` (docs/formats.md) this computes, in float64:
+
+- accuracies, errors and the gap ``test_error - train_error`` recomputed from the saved features and
+  classifier (logits ``H W^T + b``), the train CE loss, ``p_min`` and the fixed-feature normalized margin
+  ``p_min / (||W||_F max_i ||h_i||)`` (THEORY.md §2);
+- claim 1c (THEORY.md §3c): the hard-margin multi-class SVM W* on the train features (only when the
+  features are separable: p_min > 0 or the solver finds a solution; otherwise ``svm_error`` says why),
+  the angle between the trained classifier and W*, and the margin ratio
+  ``(p_min(W_t, H_t)/||W_t||_F) / (1/||W*||_F)``. With a bias the comparison is made on the augmented
+  classifier ``[W | b]`` against the SVM on the augmented features ``[H | 1]`` (THEORY.md §3a: the bias
+  is then regularized) **[our form]**;
+- the neural-collapse metrics (THEORY.md §6);
+- claim 2 (THEORY.md §4): the margin bound's terms at ``gamma = p_min`` and at the best gamma of a grid,
+  with the last-layer complexity (Mohri et al. 2018, Cor. 9.4) and with the spectral complexity of the
+  whole network (Bartlett, Foster & Telgarsky 2017) when the checkpoint's model state was saved, plus the
+  "frozen" variant of the paper's Corollary 4.5 reading (complexity of the class fixed at the onset of
+  the terminal phase; see docs/theory.md §9).
+
+Analysis never retrains. Reuse: checkpoints already present in ``analysis.json`` (same checkpoint file
+size and mtime, same analysis settings) are kept unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ncmargin.io import atomic_write_json, load_features, read_json
+
+__all__ = ["SCHEMA", "analyze_run", "load_analysis", "list_checkpoints", "analyze_checkpoint",
+           "terminal_rows", "ANALYSIS_VERSION"]
+
+SCHEMA = "ncmargin.analysis/1"
+# Bumped when the content of a checkpoint entry changes; entries of another version are recomputed.
+ANALYSIS_VERSION = 1
+_CKPT_RE = re.compile(r"^epoch_(\d+)\.npz$")
+
+
+# ------------------------------------------------------------------------------------------ run dir
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``[(epoch, path), ...]`` of ``RUN/checkpoints/epoch_XXXX.npz`` sorted by epoch."""
+    run_dir = Path(run_dir)
+    ck = run_dir / "checkpoints"
+    if not ck.is_dir():
+        raise FileNotFoundError(f"{ck}: no checkpoints directory; is {run_dir} a run directory written by "
+                                "`ncmargin train` (docs/formats.md)?")
+    out = []
+    for p in ck.iterdir():
+        m = _CKPT_RE.match(p.name)
+        if m and p.is_file():
+            out.append((int(m.group(1)), p))
+    out.sort()
+    if not out:
+        raise FileNotFoundError(f"{ck}: no epoch_XXXX.npz checkpoint; train the run first "
+                                "(`ncmargin train CONFIG`) or resume it (`--resume`).")
+    return out
+
+
+def _read_config(run_dir: Path) -> dict:
+    p = run_dir / "config.json"
+    if not p.is_file():
+        return {}
+    cfg = read_json(p)
+    if isinstance(cfg, dict) and isinstance(cfg.get("config"), dict):
+        merged = dict(cfg["config"])
+        merged.update({k: v for k, v in cfg.items() if k != "config"})
+        return merged
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _meta(cfg: dict) -> dict:
+    keys = ("dataset", "model", "depth", "width", "head", "head_bias", "weight_decay", "seed", "epochs", "lr",
+            "optimizer", "batch_size", "n_per_class", "etf_perm_seed", "etf_rotation_seed")
+    return {k: cfg.get(k) for k in keys if k in cfg}
+
+
+def _signature(path: Path) -> list:
+    st = path.stat()
+    return [int(st.st_size), int(st.st_mtime_ns)]
+
+
+# ------------------------------------------------------------------------------------- model state
+
+class _SpectralContext:
+    """Rebuilds the network of a run at a checkpoint (``checkpoints/model_XXXX.pt``, docs/formats.md) and
+    its train inputs, for the whole-network spectral complexity (Bartlett et al. 2017)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self._data = None
+        self._error: str | None = None
+
+    def complexity(self, epoch: int) -> dict:
+        state = self.run_dir / "checkpoints" / f"model_{int(epoch):04d}.pt"
+        if not state.is_file():
+            return {"error": f"model state for epoch {epoch} not saved ({state} missing): the whole-network "
+                             "(spectral) bound needs the weights; retrain the run with a current ncmargin"}
+        if self._error is not None:
+            return {"error": self._error}
+        try:
+            import torch
+
+            from ncmargin.empirical.complexity import network_spectral_complexity
+            from ncmargin.empirical.config import load_config
+            from ncmargin.empirical.data import load_dataset
+            from ncmargin.empirical.models import build_model
+            from ncmargin.empirical.runs import load_model_state, read_config
+        except ImportError as exc:
+            self._error = f"spectral complexity unavailable ({exc})"
+            return {"error": self._error}
+        try:
+            meta = read_config(self.run_dir)
+            cfg = load_config(meta["config"], {"device": "cpu", "quiet": True})
+            if self._data is None:
+                self._data = load_dataset(cfg)
+            data = self._data
+            torch.manual_seed(0)
+            model = build_model(cfg, data.input_shape, data.num_classes)
+            model.load_state_dict(load_model_state(self.run_dir, epoch))
+            model.eval()
+            res = network_spectral_complexity(model, data.x_train)
+            return dict(res)
+        except (ValueError, FileNotFoundError, RuntimeError, KeyError) as exc:
+            return {"error": f"spectral complexity failed at epoch {epoch}: {type(exc).__name__}: {exc}"}
+
+
+# --------------------------------------------------------------------------------------- one checkpoint
+
+def _acc(H, y, W, b) -> float:
+    Z = H @ W.T
+    if b is not None:
+        Z = Z + b
+    return float(np.mean(np.argmax(Z, axis=1) == y))
+
+
+def _svm_compare(H, y, W, b, tol: float) -> tuple[dict | None, str | None]:
+    """Hard-margin SVM on the train features (with a bias: constant feature 1 appended, bias regularized,
+    THEORY §3a) and the claim-1c comparison of THEORY §3c (angle, margin ratio)."""
+    from ncmargin.solvers import multiclass_svm
+    from ncmargin.theory.compare import svm_comparison
+
+    t0 = time.perf_counter()
+    try:
+        sol = multiclass_svm(H, y, C=None, bias=b is not None, tol=tol, K=W.shape[0])
+    except ValueError as exc:  # NotSeparableError (a ValueError): not linearly separable
+        return None, f"{type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - t0
+    cmp = svm_comparison(H, y, W, sol.W, b, sol.b)
+    out = {
+        "status": str(sol.status),
+        "objective": float(sol.objective),
+        "svm_margin": float(cmp["svm_margin"]),
+        "angle_deg": float(cmp["angle_deg"]),
+        "margin_ratio": float(cmp["margin_ratio"]),
+        "duality_gap": _f(sol.duality_gap),
+        "max_violation": _f(sol.max_violation),
+        "n_support": int(sol.support.size),
+        "seconds": float(seconds),
+        "bias": b is not None,
+    }
+    return out, None
+
+
+def _f(v):
+    if v is None:
+        return None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _bound_terms(pm: np.ndarray, K: int, rad: float, Gamma: float, *, delta: float,
+                 gamma_pmin: float) -> dict:
+    """Bound of THEORY §4 ([our form], ncmargin.theory.bounds) at gamma = p_min and at the best gamma of
+    the default grid, for one Rademacher bound ``rad`` and margin range ``Gamma``."""
+    from ncmargin.theory.bounds import best_gamma_bound, margin_bound
+
+    out: dict[str, Any] = {"rademacher": float(rad), "Gamma": float(Gamma)}
+    if 0 < gamma_pmin <= Gamma:
+        out["at_pmin"] = margin_bound(pm, gamma_pmin, K=K, rademacher=rad, Gamma=Gamma, delta=delta)
+    else:
+        out["at_pmin"] = None
+        out["at_pmin_error"] = ("p_min <= 0 (a train sample is misclassified): the bound at gamma = p_min is "
+                                "undefined" if gamma_pmin <= 0 else "p_min > Gamma")
+    best = best_gamma_bound(pm, K=K, rademacher=rad, Gamma=Gamma, delta=delta)
+    best.pop("grid", None)
+    best.pop("grid_total", None)
+    out["best"] = best
+    return out
+
+
+def _augmented(H, W, b):
+    """``[H | 1]`` and ``[W | b]`` with a bias (the bias as the weight of a constant feature), else H, W."""
+    if b is None:
+        return H, W
+    return np.hstack([H, np.ones((H.shape[0], 1))]), np.hstack([W, b[:, None]])
+
+
+def analyze_checkpoint(path: str | os.PathLike, *, epoch: int | None = None, svm_tol: float = 1e-8,
+                       svm: bool = True, delta: float = 0.05,
+                       spectral: Callable[[int], dict] | None = None, frozen: dict | None = None) -> dict:
+    """The analysis entry of one checkpoint file (docs/results.md, ``checkpoints[i]``).
+
+    ``spectral(epoch)`` returns the whole-network complexity (``{"rademacher", ...}`` or ``{"error"}``);
+    ``frozen`` = ``{"epoch", "rademacher"}`` of the onset checkpoint for the paper's fixed-class reading.
+    """
+    from ncmargin.theory import ce_loss, margins, nc_metrics, normalized_margin
+    from ncmargin.theory.bounds import margin_range, rademacher_last_layer
+
+    path = Path(path)
+    tr = load_features(path, split="train")
+    te = load_features(path, split="test")
+    if tr.classifier is None:
+        raise ValueError(f"{path}: no 'classifier' array; a run checkpoint must store the trained classifier "
+                         "(docs/formats.md); re-extract the checkpoint")
+    H, y, W, b = tr.features, tr.labels, tr.classifier, tr.bias
+    K, N = W.shape[0], H.shape[0]
+    pm = margins(H, y, W, b)
+    p_min_value = float(pm.min())
+    train_acc = _acc(H, y, W, b)
+    test_acc = _acc(te.features, te.labels, W, b)
+    Ha, Wa = _augmented(H, W, b)
+    row: dict[str, Any] = {
+        "epoch": int(epoch) if epoch is not None else None,
+        "train_acc": train_acc, "test_acc": test_acc,
+        "train_error": 1.0 - train_acc, "test_error": 1.0 - test_acc,
+        "gap": (1.0 - test_acc) - (1.0 - train_acc),
+        "train_loss": float(ce_loss(H, y, W, b)),
+        "test_loss": float(ce_loss(te.features, te.labels, W, b)),
+        "p_min": p_min_value,
+        "normalized_margin": float(normalized_margin(H, y, W, b)),
+        "weight_norm": float(np.linalg.norm(Wa)),
+        "feature_norm_max": float(np.linalg.norm(Ha, axis=1).max()),
+        "num_train": int(N), "num_test": int(te.features.shape[0]), "num_classes": int(K),
+    }
+    # claim 1c (THEORY §3c)
+    row["svm"], row["svm_error"] = None, None
+    if svm:
+        row["svm"], row["svm_error"] = _svm_compare(H, y, W, b, svm_tol)
+    else:
+        row["svm_error"] = "skipped: not a selected SVM checkpoint (analysis svm_epochs)"
+    try:
+        row["nc"] = nc_metrics(H, y, W, b)
+    except ValueError as exc:
+        row["nc"] = {"error": str(exc)}
+    # claim 2 (THEORY §4): Gamma = 2 r Lambda of the (augmented) last layer bounds every margin
+    Gamma = margin_range(Ha, Wa)
+    bound: dict[str, Any] = {"delta": delta}
+    bound["last_layer"] = _bound_terms(pm, K, rademacher_last_layer(Ha, Wa), Gamma, delta=delta,
+                                       gamma_pmin=p_min_value)
+    if spectral is not None and epoch is not None:
+        sc = spectral(int(epoch))
+        if "error" in sc:
+            bound["spectral"] = {"error": sc["error"]}
+        else:
+            bound["spectral"] = _bound_terms(pm, K, float(sc["rademacher"]), Gamma, delta=delta,
+                                             gamma_pmin=p_min_value)
+            bound["spectral"]["complexity"] = {k: v for k, v in sc.items() if k != "rademacher"}
+    else:
+        bound["spectral"] = {"error": "not computed (analysis run with spectral=False)"}
+    # the paper's Cor. 4.5 reading: the class (hence R_N) fixed at the onset checkpoint, gamma = p_min(t);
+    # Gamma grows with the weights, so it is the current range (a log-log term only).
+    if frozen is not None and frozen.get("rademacher") is not None:
+        bound["frozen"] = _bound_terms(pm, K, float(frozen["rademacher"]), Gamma, delta=delta,
+                                       gamma_pmin=p_min_value)
+        bound["frozen"]["frozen_at_epoch"] = frozen.get("epoch")
+    row["bound"] = bound
+    return row
+
+
+# ------------------------------------------------------------------------------------------- run
+
+def _onset_from_log(run_dir: Path) -> int | None:
+    """First epoch with 100% train accuracy in ``log.jsonl`` (eval-mode accuracy, docs/formats.md)."""
+    from ncmargin.empirical.runs import onset_epoch, read_log
+
+    if not (run_dir / "config.json").is_file():
+        return None
+    return onset_epoch(read_log(run_dir))
+
+
+def load_analysis(run_dir: str | os.PathLike) -> dict:
+    """Read ``RUN/analysis.json`` and check its schema (errors name the file)."""
+    p = Path(run_dir) / "analysis.json"
+    data = read_json(p)
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ValueError(f"{p}: not an analysis file of schema {SCHEMA!r}; rerun `ncmargin analyze "
+                         f"{Path(run_dir)} --force`")
+    return data
+
+
+def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: bool = False,
+                svm_epochs: str | list[int] = "terminal", spectral: bool = True, delta: float = 0.05,
+                quiet: bool = True, log: Callable[[str], None] | None = None) -> dict:
+    """Analyse every checkpoint of ``run_dir`` and write ``RUN/analysis.json`` (atomic); return it.
+
+    ``svm_epochs``: ``"terminal"`` (default: the SVM is solved at the checkpoints at or after the onset
+    of 100% train accuracy, where claim 1c is evaluated), ``"all"`` (every checkpoint; where the solver
+    finds the features not separable its reason goes to ``svm_error``), or an explicit list of epochs. Checkpoints already analysed with the same settings and an unchanged file
+    are reused unless ``force``. Never retrains.
+    """
+    run_dir = Path(run_dir)
+    ckpts = list_checkpoints(run_dir)
+    cfg = _read_config(run_dir)
+    settings = {"svm_tol": svm_tol, "delta": delta, "spectral": bool(spectral), "version": ANALYSIS_VERSION,
+                "svm_epochs": svm_epochs if isinstance(svm_epochs, str) else sorted(int(e) for e in svm_epochs)}
+    previous: dict[int, dict] = {}
+    ap = run_dir / "analysis.json"
+    if ap.is_file() and not force:
+        try:
+            old = load_analysis(run_dir)
+            if old.get("settings") == settings:
+                previous = {int(r["epoch"]): r for r in old.get("checkpoints", [])}
+        except ValueError:
+            previous = {}
+    say = log or (lambda s: None)
+
+    # onset: first checkpoint with 100% train accuracy (recomputed from the saved features); the log,
+    # which has every epoch, refines it when it records an earlier one.
+    train_acc: dict[int, float] = {}
+    for ep, path in ckpts:
+        tr = load_features(path, split="train")
+        if tr.classifier is None:
+            raise ValueError(f"{path}: no 'classifier' array; a run checkpoint must store the trained "
+                             "classifier (docs/formats.md)")
+        train_acc[ep] = _acc(tr.features, tr.labels, tr.classifier, tr.bias)
+    first_sep = next((ep for ep, _ in ckpts if train_acc[ep] >= 1.0), None)
+    onset_log = _onset_from_log(run_dir)
+    candidates = [e for e in (onset_log, first_sep) if e is not None]
+    onset = min(candidates) if candidates else None
+
+    if svm_epochs == "all":
+        svm_set = {ep for ep, _ in ckpts}
+    elif svm_epochs == "terminal":
+        svm_set = {ep for ep, _ in ckpts if onset is not None and ep >= onset}
+    elif isinstance(svm_epochs, str):
+        raise ValueError(f"svm_epochs={svm_epochs!r} is not valid; use 'terminal', 'all' or a list of epochs")
+    else:
+        svm_set = {int(e) for e in svm_epochs}
+
+    # the paper's fixed-class reading: last-layer Rademacher term of the first terminal-phase checkpoint
+    frozen = None
+    ep0 = min((ep for ep, _ in ckpts if onset is not None and ep >= onset), default=None)
+    if ep0 is not None:
+        from ncmargin.theory.bounds import rademacher_last_layer
+
+        tr = load_features(dict(ckpts)[ep0], split="train")
+        frozen = {"epoch": ep0, "rademacher": float(rademacher_last_layer(*_augmented(tr.features, tr.classifier,
+                                                                                      tr.bias)))}
+
+    spec = _SpectralContext(run_dir) if spectral else None
+    rows = []
+    t_start = time.perf_counter()
+    reused = 0
+    it = ckpts
+    if not quiet:
+        try:
+            from tqdm import tqdm
+
+            it = tqdm(ckpts, desc=f"analyze {run_dir.name}", leave=False)
+        except ImportError:  # pragma: no cover
+            pass
+    for ep, path in it:
+        sig = _signature(path)
+        old = previous.get(ep)
+        if old is not None and old.get("file_signature") == sig and (
+                (frozen or {}).get("epoch") == old.get("bound", {}).get("frozen", {}).get("frozen_at_epoch")):
+            row = old
+            reused += 1
+        else:
+            t0 = time.perf_counter()
+            row = analyze_checkpoint(path, epoch=ep, svm_tol=svm_tol, svm=ep in svm_set, delta=delta,
+                                     spectral=spec.complexity if spec else None, frozen=frozen)
+            row["file_signature"] = sig
+            row["seconds"] = time.perf_counter() - t0
+            say(f"  {run_dir.name} epoch {ep}: p_min={row['p_min']:.4g} "
+                f"angle={(row['svm'] or {}).get('angle_deg', float('nan')):.3g}deg ({row['seconds']:.1f}s)")
+        row["terminal"] = onset is not None and ep >= onset
+        rows.append(row)
+    out = {
+        "schema": SCHEMA,
+        "run_dir": str(run_dir),
+        "run_id": run_dir.name,
+        "meta": _meta(cfg),
+        "onset_epoch": onset,
+        "onset_source": "log.jsonl" if onset_log is not None and onset == onset_log else "checkpoints",
+        "settings": settings,
+        "frozen_complexity": frozen,
+        "checkpoints": rows,
+        "reused_checkpoints": reused,
+        "seconds": time.perf_counter() - t_start,
+    }
+    atomic_write_json(ap, out)
+    return out
+
+
+def terminal_rows(analysis: dict) -> list[dict]:
+    """The analysis rows of the terminal phase (epoch >= onset), sorted by epoch."""
+    rows = [r for r in analysis.get("checkpoints", []) if r.get("terminal")]
+    return sorted(rows, key=lambda r: r["epoch"])
+
+
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)

@@ -1,0 +1,114 @@
+"""The verdict rules on constructed data: each claim passes where it must and fails where it must."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ncmargin.empirical.analysis import analyze_run
+from ncmargin.empirical.verify import (correlation_verdict, make_verdict, trend_verdict, verdicts_1a,
+                                       verdicts_1b, verdicts_1c, verdicts_2)
+
+from .synth import make_run
+
+
+def by_id(vs):
+    return {v["id"].rsplit(".", 1)[0] if v["id"].count(".") > 1 else v["id"]: v for v in vs}
+
+
+def test_three_valued_rule():
+    t = np.arange(10.0)
+    assert trend_verdict(t, t, direction=+1, alpha=0.05)[0] == "pass"
+    assert trend_verdict(-t, t, direction=+1, alpha=0.05)[0] == "fail"
+    # right sign, not significant: 3 concordant and 2 discordant of 10 pairs
+    v, st = trend_verdict([1, 3, 2, 5, 4], [1, 2, 3, 4, 5], direction=+1, alpha=0.05)
+    assert v == "inconclusive" and st["tau"] > 0 and st["p_value"] >= 0.05
+    v, st = trend_verdict([1, 2, 3], [1, 2, 3], direction=+1, alpha=0.05, min_points=5)
+    assert v == "inconclusive" and "min_points" in st["reason"]
+    v, st = correlation_verdict(np.ones(8), t[:8], alpha=0.05)
+    assert v == "inconclusive" and "constant" in st["reason"]
+    with pytest.raises(ValueError, match="verdict must be"):
+        make_verdict("1a", "x", "s", "stat", 1.0, "t", "maybe")
+
+
+@pytest.mark.parametrize("mode,expected", [("toward", "pass"), ("away", "fail")])
+def test_claim_1c_on_constructed_runs(tmp_path, mode, expected):
+    # "away": a classifier deliberately turned away from the SVM direction over the terminal phase
+    a = analyze_run(make_run(tmp_path / mode, mode=mode))
+    vs = by_id(verdicts_1c(a, {"alpha": 0.05, "min_points": 5}, label=mode))
+    assert vs["1c.margin_ratio_trend"]["verdict"] == expected
+    assert vs["1c.angle_trend"]["verdict"] == expected
+    assert vs["1c.margin_ratio_trend"]["runs"] == [mode]
+    assert (vs["1c.angle_trend"]["value"] < 0) == (expected == "pass")
+
+
+def _analysis(bounds, test_err, nm=None, best=None):
+    rows = []
+    for i, (b, e) in enumerate(zip(bounds, test_err)):
+        rows.append({"epoch": 10 * (i + 1), "terminal": True, "test_error": e, "gap": e, "p_min": 1.0 + i,
+                     "normalized_margin": (nm[i] if nm is not None else 0.1),
+                     "bound": {"frozen": {"at_pmin": {"total": b}}, "last_layer": {"at_pmin": {"total": b},
+                               "best": {"total": best if best is not None else b}},
+                               "spectral": {"error": "model state not saved"}}})
+    return {"run_id": "r", "onset_epoch": 10, "checkpoints": rows}
+
+
+def test_claim_2_trend_pass_fail_inconclusive():
+    b = [5.0, 4.0, 3.5, 3.0, 2.5, 2.0, 1.8]
+    err = [0.10, 0.09, 0.08, 0.075, 0.07, 0.06, 0.05]
+    vs = by_id(verdicts_2(_analysis(b, err, nm=np.linspace(0.1, 0.2, 7)), {"alpha": 0.05}))
+    assert vs["2.frozen_trend"]["verdict"] == "pass" and vs["2.frozen_trend"]["value"] == pytest.approx(1.0)
+    assert vs["2.spectral_trend"]["verdict"] == "inconclusive"  # no weights: says why
+    assert "not saved" in vs["2.spectral_trend"]["detail"]["reason"]
+    assert vs["2.non_vacuous"]["verdict"] == "fail" and vs["2.non_vacuous"]["value"] == 1.8
+    assert vs["2.normalized_margin_trend"]["verdict"] == "pass"
+    # the bound falls while the test error rises: the claim fails
+    vs = by_id(verdicts_2(_analysis(b, err[::-1], nm=np.linspace(0.2, 0.1, 7)), {"alpha": 0.05}))
+    assert vs["2.last_layer_trend"]["verdict"] == "fail"
+    assert vs["2.normalized_margin_trend"]["verdict"] == "fail"
+    # constant test error (typical of digits in the terminal phase): no ranks, inconclusive
+    vs = by_id(verdicts_2(_analysis(b, [0.05] * 7, best=0.4), {"alpha": 0.05}))
+    assert vs["2.last_layer_trend"]["verdict"] == "inconclusive"
+    assert vs["2.non_vacuous"]["verdict"] == "pass"
+
+
+def _fixed_records(angles):
+    steps = np.unique(np.geomspace(1, 1e5, len(angles)).astype(int))
+    return [{"step": 0, "angle_deg": None}] + [{"step": int(s), "angle_deg": float(a), "margin_ratio": 0.9}
+                                               for s, a in zip(steps, angles)]
+
+
+def test_claim_1a_rules():
+    t = np.geomspace(2, 1e5, 20)
+    good = _fixed_records(3.0 + 20.0 / np.log(t))      # decreasing like 1/log t to < 10 degrees
+    vs = by_id(verdicts_1a("syn", good, {"final_angle_max_deg": 10.0}))
+    assert vs["1a.angle_trend"]["verdict"] == "pass" and vs["1a.final_angle"]["verdict"] == "pass"
+    slow = _fixed_records(8.0 + 60.0 / np.log(t))      # decreasing but still far from W*
+    vs = by_id(verdicts_1a("syn", slow, {"final_angle_max_deg": 10.0}))
+    assert vs["1a.angle_trend"]["verdict"] == "pass" and vs["1a.final_angle"]["verdict"] == "fail"
+    away = _fixed_records(np.linspace(5, 30, 20))       # turning away from W*
+    vs = by_id(verdicts_1a("syn", away, {"final_angle_max_deg": 10.0}))
+    assert vs["1a.angle_trend"]["verdict"] == "fail" and vs["1a.final_angle"]["verdict"] == "fail"
+
+
+def _ufm_records(n=20, violate=False, nm_final=0.99, nc1_final=1e-4):
+    steps = np.unique(np.geomspace(1, 1e4, n).astype(int))
+    recs = []
+    for i, s in enumerate(steps):
+        f = (i + 1) / len(steps)
+        recs.append({"step": int(s), "loss": float(np.exp(-10 * f)), "p_min": 10 * f,
+                     "normalized_margin": nm_final * f, "nc1_topk": nc1_final / f ** 4,
+                     "sandwich_holds": not (violate and i == 3)})
+    return recs
+
+
+def test_claim_1b_rules():
+    vs = by_id(verdicts_1b(_ufm_records(), optimum=1.0))
+    assert {k: v["verdict"] for k, v in vs.items()} == {
+        "1b.sandwich": "pass", "1b.pmin_diverges": "pass", "1b.normalized_margin_optimum": "pass",
+        "1b.neural_collapse": "pass"}
+    vs = by_id(verdicts_1b(_ufm_records(violate=True, nm_final=0.5, nc1_final=0.3), optimum=1.0))
+    assert vs["1b.sandwich"]["verdict"] == "fail" and vs["1b.sandwich"]["detail"]["violations"]
+    assert vs["1b.normalized_margin_optimum"]["verdict"] == "fail"
+    assert vs["1b.normalized_margin_optimum"]["value"] == pytest.approx(0.5)
+    assert vs["1b.neural_collapse"]["verdict"] == "fail"
