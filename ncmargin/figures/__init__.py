@@ -28,7 +28,7 @@ from .base import FigureResult
 
 log = logging.getLogger("ncmargin.figures")
 
-__all__ = ["FigureResult", "make_figures", "write_index", "FIGURE_NAMES", "INDEX_FILE"]
+__all__ = ["FigureResult", "make_figures", "write_index", "load_index", "FIGURE_NAMES", "INDEX_FILE"]
 
 FIGURE_NAMES = ("terminal_phase", "pmin", "nc_metrics", "ce_svm_deep", "bound_<run>", "ce_svm_fixed",
                 "ce_svm_ufm", "alignment", "predictors")
@@ -177,3 +177,25 @@ def write_index(out_dir: str | os.PathLike, results: Sequence[FigureResult], ski
     p = out_dir / INDEX_FILE
     atomic_write_json(p, doc)
     return p
+
+
+def load_index(out_dir: str | os.PathLike) -> list[FigureResult]:
+    """The figures listed in ``out_dir/figures.json`` (written by make_figures), as FigureResults with
+    absolute paths — for a report written later without redrawing. A figure whose PNG is gone is left
+    out. Missing index: FileNotFoundError; malformed: ValueError (both name the file)."""
+    from ncmargin.io import read_json
+
+    out_dir = Path(out_dir)
+    p = out_dir / INDEX_FILE
+    doc = read_json(p)
+    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("ncmargin.figures/") \
+            or not isinstance(doc.get("figures"), list):
+        raise ValueError(f"{p}: not a figures index (schema ncmargin.figures/1); rerun `ncmargin figures`")
+    out = []
+    for i, f in enumerate(doc["figures"]):
+        if not isinstance(f, dict) or not all(k in f for k in ("name", "png", "pdf", "csv", "caption")):
+            raise ValueError(f"{p}: figures[{i}] needs name, png, pdf, csv and caption; rerun `ncmargin figures`")
+        png = out_dir / f["png"]
+        if png.is_file():
+            out.append(FigureResult(f["name"], png, out_dir / f["pdf"], out_dir / f["csv"], f["caption"]))
+    return out

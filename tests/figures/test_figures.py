@@ -53,6 +53,9 @@ def test_every_figure_is_written(drawn):
     index = json.loads((res["pmin"].png.parent / "figures.json").read_text())
     assert [f["name"] for f in index["figures"]] == list(res)
     assert index["figures"][0]["png"] == "terminal_phase.png" and index["skipped"] == skipped
+    from ncmargin.figures import load_index
+
+    assert load_index(res["pmin"].png.parent) == list(res.values())
 
 
 def test_terminal_phase_csv_equals_log(drawn):
