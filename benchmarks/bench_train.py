@@ -18,6 +18,7 @@ synchronisation. Not run in this project's CI (no GPU).
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 
@@ -50,16 +51,25 @@ def _sgd(model, cfg):
                            weight_decay=cfg.weight_decay)
 
 
-def _time(fn, epochs: int, device) -> float:
-    fn(0)  # warm-up epoch (allocations, compile)
+def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    t = time.perf_counter()
+
+
+def _time_pair(fa, fb, epochs: int, device) -> tuple[float, float]:
+    """Median seconds per epoch of ``fa`` and ``fb``, run interleaved (a, b, a, b, ...) after one warm-up
+    epoch each, so drifting load on a shared machine hits both alike."""
+    fa(0)
+    fb(0)
+    ta, tb = [], []
     for e in range(1, epochs + 1):
-        fn(e)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - t
+        for f, acc in ((fa, ta), (fb, tb)):
+            _sync(device)
+            t = time.perf_counter()
+            f(e)
+            _sync(device)
+            acc.append(time.perf_counter() - t)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def bench_cpu(epochs: int, threads: int) -> None:
@@ -73,10 +83,10 @@ def bench_cpu(epochs: int, threads: int) -> None:
     torch.manual_seed(0)
     m2 = build_model(cfg, shape, K)
     o1, o2 = _sgd(m1, cfg), _sgd(m2, cfg)
-    t_ours = _time(lambda e: train_epoch(m1, o1, data.x_train, data.y_train, cfg.batch_size, seed=0, epoch=e),
-                   epochs, dev)
     loader = DataLoader(TensorDataset(data.x_train, data.y_train), batch_size=cfg.batch_size, shuffle=True)
-    t_plain = _time(lambda e: plain_epoch(m2, o2, loader, dev), epochs, dev)
+    t_ours, t_plain = _time_pair(
+        lambda e: train_epoch(m1, o1, data.x_train, data.y_train, cfg.batch_size, seed=0, epoch=e),
+        lambda e: plain_epoch(m2, o2, loader, dev), epochs, dev)
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
         train("quick_digits", f"{d}/run", overrides=[f"epochs={epochs}", "quiet=true", f"num_threads={threads}"])
@@ -84,11 +94,11 @@ def bench_cpu(epochs: int, threads: int) -> None:
     n = data.x_train.shape[0]
     print(f"quick_digits (digits, MLP {cfg.depth}x{cfg.width}, N={n}, batch {cfg.batch_size}), "
           f"{epochs} epochs, torch threads={threads}")
-    print(f"  ncmargin train_epoch       {epochs / t_ours:8.2f} epochs/s")
-    print(f"  plain DataLoader loop      {epochs / t_plain:8.2f} epochs/s")
+    print(f"  ncmargin train_epoch       {1 / t_ours:8.2f} epochs/s (median epoch, interleaved)")
+    print(f"  plain DataLoader loop      {1 / t_plain:8.2f} epochs/s")
     print(f"  ratio ours / plain         {t_plain / t_ours:8.2f}x")
     print(f"  full trainer (eval+log+ckpt, incl. data load and epoch-0 eval) {epochs / t_full:8.2f} epochs/s "
-          f"({t_full / t_ours:.2f}x the bare loop's time)")
+          f"({t_full / (epochs * t_ours):.2f}x the bare loop's time)")
 
 
 def bench_cuda(n: int, epochs: int, batch: int, compile_: bool) -> None:
@@ -107,15 +117,15 @@ def bench_cuda(n: int, epochs: int, batch: int, compile_: bool) -> None:
     o1, o2 = _sgd(m1, cfg), _sgd(m2, cfg)
     fwd = torch.compile(m1) if compile_ else m1
     x, y = x_cpu.to(dev), y_cpu.to(dev)
-    t_ours = _time(lambda e: train_epoch(fwd, o1, x, y, batch, seed=0, epoch=e, amp=True, channels_last=True),
-                   epochs, dev)
     loader = DataLoader(TensorDataset(x_cpu, y_cpu), batch_size=batch, shuffle=True, pin_memory=True)
-    t_plain = _time(lambda e: plain_epoch(m2, o2, loader, dev), epochs, dev)
+    t_ours, t_plain = _time_pair(
+        lambda e: train_epoch(fwd, o1, x, y, batch, seed=0, epoch=e, amp=True, channels_last=True),
+        lambda e: plain_epoch(m2, o2, loader, dev), epochs, dev)
     print(f"ResNet-18 on random CIFAR-shaped data, N={n}, batch {batch}, {epochs} epochs, "
           f"{torch.cuda.get_device_name(dev)}")
     print(f"  ncmargin (resident, bf16, channels_last{', compiled' if compile_ else ''}) "
-          f"{n * epochs / t_ours:10.0f} images/s")
-    print(f"  plain DataLoader loop (fp32)                 {n * epochs / t_plain:10.0f} images/s")
+          f"{n / t_ours:10.0f} images/s (median epoch)")
+    print(f"  plain DataLoader loop (fp32)                 {n / t_plain:10.0f} images/s")
     print(f"  ratio ours / plain                           {t_plain / t_ours:10.2f}x")
 
 

@@ -293,19 +293,22 @@ def train(config=None, run_dir: str | os.PathLike = "runs/run", resume: bool = F
             raise ValueError(f"{run_dir} already holds a run; resume it with --resume {run_dir}, or pass "
                              "another --out directory")
 
-    if cfg.num_threads <= 0:
-        return _train(cfg, run_dir, state, stop_after)
+    # process-wide settings changed for the run (threads, deterministic algorithms) are restored afterwards
     threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.num_threads)
-    try:
-        from threadpoolctl import threadpool_limits  # numpy's BLAS threads (scikit-learn dependency)
-    except ImportError:  # pragma: no cover
-        threadpool_limits = None
-    limiter = threadpool_limits(limits=cfg.num_threads) if threadpool_limits else None
+    det = torch.are_deterministic_algorithms_enabled()
+    limiter = None
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+        try:
+            from threadpoolctl import threadpool_limits  # numpy's BLAS threads (scikit-learn dependency)
+            limiter = threadpool_limits(limits=cfg.num_threads)
+        except ImportError:  # pragma: no cover
+            pass
     try:
         return _train(cfg, run_dir, state, stop_after)
     finally:
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det)
         if limiter is not None:
             limiter.restore_original_limits()
 
@@ -372,13 +375,22 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
                 stem = p.stem.split("_")[-1]
                 if stem.isdigit() and int(stem) > start_epoch:
                     p.unlink()
+            meta = read_json(run_dir / "config.json")
+            changed = {k: [meta["config"].get(k), v] for k, v in cfg.to_dict().items()
+                       if meta["config"].get(k) != v}
+            meta["config"] = cfg.to_dict()
+            meta["checkpoint_epochs"] = sched
+            meta.setdefault("resumes", []).append({
+                "from_epoch": start_epoch, "changed": changed,
+                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+            atomic_write_json(run_dir / "config.json", meta)
     elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt_dir.mkdir(exist_ok=True)
         n_params = sum(p.numel() for p in model.parameters())
         meta = {
             "config": cfg.to_dict(), "seed": cfg.seed, "created": datetime.datetime.now(
-                datetime.UTC).isoformat(timespec="seconds"),
+                datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": _versions(), "git_commit": _git_commit(),
             "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if cuda else ""),
             "world_size": world, "num_threads": torch.get_num_threads(),

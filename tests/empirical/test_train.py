@@ -149,6 +149,15 @@ def test_cli(tmp_path, capsys):
     rc = cli_main(["train", "quick_digits", "--set", "nope=1", "--out", str(tmp_path / "y")])
     assert rc == 2 and "unknown config key 'nope'" in capsys.readouterr().err
     rc = cli_main(["train", "--resume", str(out), "--set", "epochs=3", "--quiet"])
-    assert rc == 0 and load_run(out).log[-1]["epoch"] == 3
+    r = load_run(out)
+    assert rc == 0 and r.log[-1]["epoch"] == 3 and r.summary["complete"]
+    assert r.meta["resumes"][0]["from_epoch"] == 2 and r.meta["resumes"][0]["changed"]["epochs"] == [2, 3]
     rc = cli_main(["ufm", "-K", "3", "-n", "2", "-d", "3", "-T", "20", "--quiet", "--out", str(tmp_path / "u")])
     assert rc == 0 and (tmp_path / "u" / "ufm.jsonl").is_file()
+
+
+def test_deterministic_flag_is_used_and_restored(tmp_path):
+    before = torch.are_deterministic_algorithms_enabled()
+    train(None, tmp_path / "det", overrides=TINY + ["epochs=1", "deterministic=true"])
+    assert torch.are_deterministic_algorithms_enabled() == before
+    assert load_run(tmp_path / "det").meta["config"]["deterministic"] is True
