@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .base import FigureResult
 
 log = logging.getLogger("ncmargin.figures")
 
-__all__ = ["FigureResult", "make_figures", "write_index", "load_index", "FIGURE_NAMES", "INDEX_FILE"]
+__all__ = ["FIGURE_NAMES", "INDEX_FILE", "FigureResult", "load_index", "make_figures", "write_index"]
 
 FIGURE_NAMES = ("terminal_phase", "pmin", "nc_metrics", "ce_svm_deep", "bound_<run>", "ce_svm_fixed",
                 "ce_svm_ufm", "alignment", "predictors")
@@ -50,15 +50,17 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
       exception propagates instead.
     Writes ``out_dir/figures.json`` (files, captions, skips). Returns the written figures in a fixed order.
     """
-    from .data import discover, read_run, read_claim1a, read_claim1b, read_sweep, run_labels
-    from .terminal_phase import plot_terminal_phase
-    from .pmin import plot_pmin
-    from .nc_metrics import plot_nc_metrics, ALL_KEYS as nc_keys
-    from .ce_svm import plot_ce_svm_deep, plot_ce_svm_fixed, plot_ufm
-    from .bound import plot_bound
-    from .alignment import plot_alignment
-    from .predictors import plot_predictors
     import numpy as np
+
+    from .alignment import plot_alignment
+    from .bound import plot_bound
+    from .ce_svm import plot_ce_svm_deep, plot_ce_svm_fixed, plot_ufm
+    from .data import discover, read_claim1a, read_claim1b, read_run, read_sweep, run_labels
+    from .nc_metrics import ALL_KEYS as nc_keys
+    from .nc_metrics import plot_nc_metrics
+    from .pmin import plot_pmin
+    from .predictors import plot_predictors
+    from .terminal_phase import plot_terminal_phase
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -143,7 +145,7 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
     for name, job in jobs:
         try:
             results.append(job())
-        except Exception as exc:  # noqa: BLE001 - one bad figure must not cost the others (unless strict)
+        except Exception as exc:
             if strict:
                 raise
             log.warning("figure %s failed", name, exc_info=True)

@@ -16,11 +16,11 @@ import numpy as np
 from matplotlib.lines import Line2D
 from scipy import stats
 
-from .base import FigureResult, write_csv, to_percent, fmt_num
-from .data import Sweep, read_sweep, _find_key, as_float
 from . import style
+from .base import FigureResult, fmt_num, to_percent, write_csv
+from .data import Sweep, _find_key, as_float, read_sweep
 
-__all__ = ["plot_alignment", "mean_ci"]
+__all__ = ["mean_ci", "plot_alignment"]
 
 
 def mean_ci(x, level: float = 0.95) -> tuple[float, float, float]:
@@ -119,7 +119,7 @@ def plot_alignment(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike,
     caption = ("Claim 3, non-conservative generalization (cf. Gao et al. 2023, Fig. 4): final test accuracy "
                "of networks with a fixed simplex-ETF classifier, one column per alignment of the labels with "
                "the ETF vertices, one point per seed; black: mean and 95% Student-t interval over the seeds "
-               f"that reached 100% train accuracy"
+               "that reached 100% train accuracy"
                + (f" ({n_exc} run(s) that did not are shown as grey crosses and excluded)" if n_exc else "")
                + (f". {st}." if st else ".")
                + " Alignment matters if the columns differ by more than the spread within a column.")

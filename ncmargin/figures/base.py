@@ -6,15 +6,16 @@ import csv
 import io
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ncmargin.io import atomic_write_text
 
-__all__ = ["FigureResult", "write_csv", "read_csv", "to_percent", "fmt_num"]
+__all__ = ["FigureResult", "fmt_num", "read_csv", "to_percent", "write_csv"]
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.lines import Line2D
 
-from .base import FigureResult, write_csv, fmt_num
-from .data import RunData, read_run, run_labels, as_float
 from . import style
+from .base import FigureResult, fmt_num, write_csv
+from .data import RunData, as_float, read_run, run_labels
 
-__all__ = ["plot_bound", "bound_terms"]
+__all__ = ["bound_terms", "plot_bound"]
 
 VARIANT_TITLES = {"last_layer": "last layer (fixed features)", "spectral": "whole network (spectral)",
                   "normalized": "normalized margins", "frozen": "class fixed at onset (Cor. 4.5 reading)"}
@@ -110,7 +110,7 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
     if np.isfinite(gap).any() and np.nanmax(np.abs(gap)) > 1.0:
         gap = gap / 100.0
     nv = len(variants)
-    fig = style.plt.figure(figsize=(style.PAGE_WIDTH, 5.0), layout="constrained")
+    fig = style.Figure(figsize=(style.PAGE_WIDTH, 5.0), layout="constrained")
     gs = fig.add_gridspec(2, nv, height_ratios=[1.0, 1.1])
     axes = [fig.add_subplot(gs[0, j]) for j in range(nv)]
     axes.append(fig.add_subplot(gs[1, :]))
@@ -128,7 +128,7 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
             terms, total, warn = bound_terms(t.get(gamma_choice), f"{an.path} epoch {int(e)} {v}")
             if warn:
                 warns.append(warn)
-            best_terms, best_total, _ = bound_terms(t.get("best"), "")
+            _, best_total, _ = bound_terms(t.get("best"), "")
             if terms:
                 per_ep.append((e, terms))
                 for k, nice, _ in terms:
@@ -143,7 +143,7 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
                 rows.append([v, "best", e, "total", best_total])
         if per_ep:
             x = np.array([e for e, _ in per_ep])
-            ys = [np.array([dict((k, val) for k, _, val in terms).get(k, 0.0) for _, terms in per_ep])
+            ys = [np.array([{kk: val for kk, _, val in terms}.get(k, 0.0) for _, terms in per_ep])
                   for k, _ in term_names]
             ys = [np.nan_to_num(y, nan=0.0) for y in ys]
             # smallest terms at the bottom, so that on a log axis each band is visible

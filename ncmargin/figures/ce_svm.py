@@ -15,19 +15,27 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from matplotlib.lines import Line2D
 
-from .base import FigureResult, write_csv, fmt_num
-from .data import (Claim1a, Claim1b, RunData, Records, certified_normalized_margin, read_claim1a,
-                   read_claim1b, as_float)
-from .terminal_phase import _coerce_runs
 from . import style
+from .base import FigureResult, fmt_num, write_csv
+from .data import (
+    Claim1a,
+    Claim1b,
+    Records,
+    RunData,
+    as_float,
+    certified_normalized_margin,
+    read_claim1a,
+    read_claim1b,
+)
+from .terminal_phase import _coerce_runs
 
-__all__ = ["plot_ce_svm_deep", "plot_ce_svm_fixed", "plot_ufm", "fit_inverse_log"]
+__all__ = ["fit_inverse_log", "plot_ce_svm_deep", "plot_ce_svm_fixed", "plot_ufm"]
 
 
 # ---------------------------------------------------------------------------------------------------

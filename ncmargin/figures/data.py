@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,9 +32,26 @@ from ncmargin.io import read_json
 log = logging.getLogger("ncmargin.figures")
 
 __all__ = [
-    "RunData", "Analysis", "Records", "Claim1a", "Claim1b", "Sweep", "SweepRun", "Inventory",
-    "read_config", "read_log", "read_run", "read_analysis", "read_claim1a", "read_claim1b", "read_sweep",
-    "discover", "run_meta", "run_labels", "column", "as_float",
+    "Analysis",
+    "Claim1a",
+    "Claim1b",
+    "Inventory",
+    "Records",
+    "RunData",
+    "Sweep",
+    "SweepRun",
+    "as_float",
+    "column",
+    "discover",
+    "read_analysis",
+    "read_claim1a",
+    "read_claim1b",
+    "read_config",
+    "read_log",
+    "read_run",
+    "read_sweep",
+    "run_labels",
+    "run_meta",
 ]
 
 # Where things live (docs/results.md, "Layout of a verify output directory").

@@ -7,16 +7,16 @@ std/mean of centred class-mean norms, equiangularity = std of pairwise cosines; 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from matplotlib.lines import Line2D
 
+from . import style
 from .base import FigureResult, write_csv
 from .data import RunData
 from .terminal_phase import _coerce_runs
-from . import style
 
 NAME = "nc_metrics"
 

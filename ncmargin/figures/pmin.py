@@ -6,15 +6,15 @@ margin); the normalized margin is p_min / (||W||_F · max_i ||h_i||) as logged b
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from matplotlib.lines import Line2D
 
+from . import style
 from .base import FigureResult, write_csv
 from .data import RunData
 from .terminal_phase import _coerce_runs
-from . import style
 
 NAME = "pmin"
 

@@ -15,9 +15,9 @@ import numpy as np
 from matplotlib.lines import Line2D
 from scipy import stats
 
-from .base import FigureResult, write_csv, to_percent, fmt_num
-from .data import Sweep, read_sweep, as_float
 from . import style
+from .base import FigureResult, fmt_num, to_percent, write_csv
+from .data import Sweep, as_float, read_sweep
 
 __all__ = ["plot_predictors"]
 
@@ -105,8 +105,10 @@ def plot_predictors(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike
             xlab_scale = ""
         rho, pv, lo, hi, src = _corr(sweep, pname, x, y)
         ci = f" (CI {fmt_num(lo, 2)} to {fmt_num(hi, 2)})" if np.isfinite(lo) and np.isfinite(hi) else ""
-        ax.set_title(f"Spearman ρ = {fmt_num(rho, 2)}{ci}, p = {fmt_num(pv, 2)}\n(over runs, n = "
-                     f"{int((np.isfinite(x) & np.isfinite(y)).sum())})", fontsize=7)
+        n_pts = int((np.isfinite(x) & np.isfinite(y)).sum())
+        ax.set_title(f"Spearman ρ = {fmt_num(rho, 2)}, p = {fmt_num(pv, 2)}\n"
+                     + (f"95% CI {fmt_num(lo, 2)} to {fmt_num(hi, 2)}, " if ci else "")
+                     + f"{n_pts} runs", fontsize=7)
         lab = NICE.get(pname, pname.replace("_", " ") + "{scale}")
         ax.set_xlabel(lab.replace("{scale}", xlab_scale.replace(" (log scale)", ", log scale"))
                       if "{scale}" in lab else lab + xlab_scale)

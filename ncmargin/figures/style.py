@@ -1,6 +1,9 @@
 """One plotting style for every ncmargin figure.
 
-- Matplotlib's non-interactive Agg backend (figures are written to files, never shown).
+- Headless, non-interactive rendering: figures are ``matplotlib.figure.Figure`` objects made without
+  pyplot, so PNGs are drawn by the Agg renderer (PDFs by the PDF backend) whatever backend the calling
+  process uses, nothing opens a window, and the global backend of a notebook that imports this is left
+  alone; figures are freed by garbage collection (no pyplot figure registry to leak into).
 - The Okabe & Ito (2008) colour-blind-safe palette, in a fixed order, with line styles that cycle
   independently so that more than eight runs stay distinguishable in greyscale too.
 - Sizes for a two-column paper: ``COLUMN_WIDTH`` (3.3 in) for one panel, ``PAGE_WIDTH`` (6.9 in) for a
@@ -16,16 +19,30 @@ import os
 from pathlib import Path
 
 import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg", force=True)  # never open a window; must precede pyplot
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ncmargin.io import atomic_path  # noqa: E402
+from ncmargin.io import atomic_path
 
 __all__ = [
-    "OKABE_ITO", "COLUMN_WIDTH", "PAGE_WIDTH", "LINESTYLES", "MARKERS", "RC", "color", "linestyle",
-    "marker", "log_axis", "log_epoch_axis", "styled", "legend_below", "new_figure", "save_figure", "mark_onset", "mark_vacuous", "panel_label", "plt",
+    "COLUMN_WIDTH",
+    "LINESTYLES",
+    "MARKERS",
+    "OKABE_ITO",
+    "PAGE_WIDTH",
+    "RC",
+    "Figure",
+    "color",
+    "legend_below",
+    "linestyle",
+    "log_axis",
+    "log_epoch_axis",
+    "mark_onset",
+    "mark_vacuous",
+    "marker",
+    "new_figure",
+    "panel_label",
+    "save_figure",
+    "styled",
 ]
 
 # fontTools warns about font-header timestamps when it subsets a TrueType font into the PDF; harmless.
@@ -85,7 +102,7 @@ def styled(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        with plt.rc_context(RC):
+        with matplotlib.rc_context(RC):
             return func(*args, **kwargs)
 
     return wrapper
@@ -107,25 +124,22 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None, heigh
         width = COLUMN_WIDTH if ncols == 1 else PAGE_WIDTH
     if height is None:
         height = 2.4 * nrows if ncols > 1 else 2.5 * nrows
-    with plt.rc_context(RC):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False,
-                                 layout="constrained", **kwargs)
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False, **kwargs)
     return fig, axes
 
 
 def save_figure(fig, out_dir: str | os.PathLike, name: str) -> tuple[Path, Path]:
-    """Write ``out_dir/name.png`` and ``out_dir/name.pdf`` atomically and close the figure."""
+    """Write ``out_dir/name.png`` and ``out_dir/name.pdf`` atomically."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     png, pdf = out_dir / f"{name}.png", out_dir / f"{name}.pdf"
-    with plt.rc_context(RC):
-        try:
-            with atomic_path(png) as tmp:
-                fig.savefig(tmp, format="png")
-            with atomic_path(pdf) as tmp:
-                fig.savefig(tmp, format="pdf")
-        finally:
-            plt.close(fig)
+    with matplotlib.rc_context(RC):
+        with atomic_path(png) as tmp:
+            fig.savefig(tmp, format="png")
+        with atomic_path(pdf) as tmp:
+            fig.savefig(tmp, format="pdf")
     return png, pdf
 
 

@@ -4,15 +4,15 @@ accuracy marked (Papyan, Han & Donoho 2020, Fig. 2 style; the terminal phase of 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from matplotlib.lines import Line2D
 
-from .base import FigureResult, write_csv, to_percent
-from .data import RunData, read_run, run_labels
 from . import style
+from .base import FigureResult, to_percent, write_csv
+from .data import RunData, read_run, run_labels
 
 NAME = "terminal_phase"
 
@@ -43,7 +43,7 @@ def plot_terminal_phase(runs: Sequence[RunData | str | os.PathLike], out_dir: st
     ax_acc, ax_loss = axes[0]
     rows = []
     for i, r in enumerate(runs):
-        c, ls = style.color(i), style.linestyle(i)
+        c = style.color(i)
         ep = r.epochs
         tr, te = to_percent(r.series("train_acc")), to_percent(r.series("test_acc"))
         lo, tlo = r.series("loss"), r.series("test_loss")

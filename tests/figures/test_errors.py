@@ -8,8 +8,15 @@ import pytest
 
 from ncmargin.cli import main
 from ncmargin.figures import make_figures
-from ncmargin.figures.data import (discover, read_analysis, read_claim1a, read_claim1b, read_run,
-                                   read_sweep, run_labels)
+from ncmargin.figures.data import (
+    discover,
+    read_analysis,
+    read_claim1a,
+    read_claim1b,
+    read_run,
+    read_sweep,
+    run_labels,
+)
 
 from .fixtures import claim1b_obj, sweep_obj, write_run
 

@@ -18,7 +18,7 @@ from scipy import stats
 from ncmargin.figures import make_figures
 from ncmargin.figures.base import read_csv
 
-from .fixtures import claim1a_obj, claim1b_obj, sweep_obj, write_run, write_verify_dir, NC_KEYS
+from .fixtures import NC_KEYS, claim1a_obj, claim1b_obj, sweep_obj, write_verify_dir
 
 
 def _f(s: str) -> float:
@@ -39,7 +39,7 @@ def _log(run_dir: Path) -> list[dict]:
 
 
 def test_every_figure_is_written(drawn):
-    vdir, res, skipped = drawn
+    _, res, skipped = drawn
     expected = {"terminal_phase", "pmin", "nc_metrics", "ce_svm_deep", "bound_digits_wd0",
                 "ce_svm_fixed", "ce_svm_ufm", "alignment", "predictors"}
     assert set(res) == expected, (set(res), skipped)
@@ -135,7 +135,7 @@ def test_bound_csv_equals_analysis(drawn):
 
 
 def test_ce_svm_fixed_csv_and_fit(drawn):
-    vdir, res, _ = drawn
+    _, res, _ = drawn
     rows = read_csv(res["ce_svm_fixed"].csv)
     obj = claim1a_obj()
     for ex in obj["experiments"]:
@@ -161,7 +161,7 @@ def test_fit_inverse_log_recovers_parameters():
 
 
 def test_ufm_csv_equals_records(drawn):
-    vdir, res, _ = drawn
+    _, res, _ = drawn
     rows = read_csv(res["ce_svm_ufm"].csv)
     obj = claim1b_obj()
 
@@ -177,7 +177,7 @@ def test_ufm_csv_equals_records(drawn):
 
 
 def test_alignment_csv_points_and_ci(drawn):
-    vdir, res, _ = drawn
+    _, res, _ = drawn
     rows = read_csv(res["alignment"].csv)
     obj = sweep_obj()
     assert len(rows) == len(obj["runs"])
@@ -196,7 +196,7 @@ def test_alignment_csv_points_and_ci(drawn):
 
 
 def test_predictors_csv_and_rho(drawn):
-    vdir, res, _ = drawn
+    _, res, _ = drawn
     rows = read_csv(res["predictors"].csv)
     obj = sweep_obj()
     inc = [x for x in obj["runs"] if x["reached_tpt"]]
