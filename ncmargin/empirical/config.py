@@ -196,12 +196,12 @@ def _is_train_preset(path: Path) -> bool:
         obj = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return isinstance(obj, dict) and "train" not in obj
+    return isinstance(obj, dict) and all(str(k).startswith("_") or k in _FIELDS for k in obj)
 
 
 def list_presets() -> list[str]:
-    """Training presets in ``ncmargin/configs`` (files with a ``"train"`` key, such as the
-    sweep presets, belong to other commands and are left out)."""
+    """Training presets in ``ncmargin/configs``: the JSON files whose keys are all TrainConfig fields
+    (the sweep/verify presets there belong to other commands and are left out)."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.json") if _is_train_preset(p))
 
 
@@ -234,10 +234,10 @@ def load_config(source: str | os.PathLike | dict | TrainConfig | None = None,
             raise ValueError(f"{path}: malformed JSON ({exc}); fix the file") from exc
         if not isinstance(base, dict):
             raise ValueError(f"{path}: a config file must hold a JSON object of key: value pairs")
-        if "train" in base:
-            raise ValueError(f"{path} is an experiment/sweep file (it has a 'train' section), not a training "
-                             f"config; run it with its own command (e.g. `ncmargin sweep {path.stem}`), or pass "
-                             "a training preset: " + ", ".join(list_presets()))
+        if path.parent.resolve() == PRESET_DIR.resolve() and not _is_train_preset(path):
+            raise ValueError(f"preset {path.stem!r} is not a training config (it belongs to another command, "
+                             f"e.g. `ncmargin sweep` or `ncmargin verify`); training presets: "
+                             + ", ".join(list_presets()))
     base = {k: v for k, v in base.items() if not str(k).startswith("_")}
     cfg = TrainConfig(**{k: _convert(k, v) for k, v in base.items()})
     return apply_overrides(cfg, overrides)

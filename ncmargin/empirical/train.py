@@ -64,6 +64,7 @@ LOG_KEYS = ("epoch", "loss", "loss_f32", "saturated_f32", "train_acc", "test_acc
 # config keys that may differ between the stored run and a resume call (nothing else may)
 RESUMABLE_KEYS = ("epochs", "quiet", "save_every", "eval_batch_size", "num_threads")
 
+_UTC = datetime.timezone.utc  # noqa: UP017 (datetime.UTC needs Python 3.11)
 _NC_KEYS = ("nc1_topk", "nc2_equinorm_means", "nc2_equiangular_means", "nc3_self_duality", "nc4_ncc_mismatch")
 
 
@@ -152,24 +153,28 @@ def epoch_metrics(H_tr, y_tr, H_te, y_te, W, b) -> dict:
 def _git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parents[2]
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5,
+                           check=False)
         if r.returncode != 0:
             return None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+                               capture_output=True, text=True, timeout=5, check=False).stdout.strip()
         return r.stdout.strip() + ("+dirty" if dirty else "")
-    except Exception:
+    except (OSError, subprocess.SubprocessError):  # no git, or it hangs
         return None
 
 
 def _versions() -> dict:
     v = {"ncmargin": __version__, "python": platform.python_version(), "torch": torch.__version__,
          "numpy": np.__version__}
-    for mod in ("cvxpy", "scipy", "sklearn", "torchvision"):
+    from importlib.metadata import PackageNotFoundError, version
+
+    for key, dist in (("cvxpy", "cvxpy"), ("scipy", "scipy"), ("sklearn", "scikit-learn"),
+                      ("torchvision", "torchvision")):
         try:
-            v[mod] = __import__(mod).__version__
-        except Exception:
-            v[mod] = None
+            v[key] = version(dist)
+        except PackageNotFoundError:
+            v[key] = None
     return v
 
 
@@ -382,7 +387,7 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
             meta["checkpoint_epochs"] = sched
             meta.setdefault("resumes", []).append({
                 "from_epoch": start_epoch, "changed": changed,
-                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+                "time": datetime.datetime.now(_UTC).isoformat(timespec="seconds")})
             atomic_write_json(run_dir / "config.json", meta)
     elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -390,7 +395,7 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         n_params = sum(p.numel() for p in model.parameters())
         meta = {
             "config": cfg.to_dict(), "seed": cfg.seed, "created": datetime.datetime.now(
-                datetime.timezone.utc).isoformat(timespec="seconds"),
+                _UTC).isoformat(timespec="seconds"),
             "versions": _versions(), "git_commit": _git_commit(),
             "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if cuda else ""),
             "world_size": world, "num_threads": torch.get_num_threads(),

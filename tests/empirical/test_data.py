@@ -53,7 +53,7 @@ def test_standardize_channel_and_zero_variance():
     rng = np.random.default_rng(0)
     x = rng.normal(3, 2, size=(50, 3, 4, 4)).astype(np.float32)
     x[:, 1] = 7.0                                         # constant channel
-    a, b, info = standardize(x, x[:5].copy(), "channel")
+    a, _, info = standardize(x, x[:5].copy(), "channel")
     assert np.allclose(a[:, 0].mean(), 0, atol=1e-5) and np.allclose(a[:, 0].std(), 1, atol=1e-4)
     assert np.all(a[:, 1] == 0) and info["zero_variance"] == 1
 
