@@ -19,7 +19,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default=None, help="output directory (default: results/<preset>)")
     p.add_argument("--claims", default=None,
                    help="comma-separated claim ids to evaluate, e.g. 1a,1b,1c,2,3 (default: the preset's, all)")
-    p.add_argument("--jobs", type=int, default=1, help="training runs in parallel processes (default 1)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="training runs in parallel processes (default: the preset's; quick: 2)")
     p.add_argument("--force-analysis", action="store_true",
                    help="recompute the per-checkpoint analysis even where analysis.json has it")
     p.add_argument("--no-figures", action="store_true", help="do not call ncmargin.figures")
@@ -29,7 +30,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from ncmargin.empirical.verify import verify
 
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs {args.jobs}: give a positive number of parallel training runs")
     doc = verify(args.preset, args.out, device=args.device, claims=args.claims, jobs=args.jobs,
                  quiet=args.quiet, figures=not args.no_figures, force_analysis=args.force_analysis)

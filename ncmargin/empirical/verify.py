@@ -515,6 +515,8 @@ class VerifyContext:
                 rd.parent.mkdir(parents=True, exist_ok=True)
                 self.train_fn(cfg.to_dict(), str(rd), resume=resume)
         else:
+            # one process per run, each with cpu_count/jobs intra-op threads: the small CPU models of the
+            # quick preset lose time to thread spinning with more threads than their share of the cores
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
@@ -764,10 +766,12 @@ def _parse_claims(claims, preset: dict) -> list[str]:
 
 
 def verify(preset: str | dict = "quick", out: str | os.PathLike | None = None, *, device: str | None = None,
-           claims: str | list[str] | None = None, jobs: int = 1, quiet: bool = False, figures: bool = True,
+           claims: str | list[str] | None = None, jobs: int | None = None, quiet: bool = False,
+           figures: bool = True,
            force_analysis: bool = False, train_fn: Callable | None = None) -> dict:
     """Run the verification: train what is missing (reuse complete runs), analyse, evaluate each claim,
     write ``OUT/verdicts.json`` and ``OUT/report.md`` (atomic), and the figures when available.
+    ``jobs``: training processes in parallel (default: the preset's ``jobs``, else 1).
 
     Returns the verdicts document. Bad input (unknown preset or claim, a stored run with another config)
     raises before any claim runs; a claim step that raises is recorded as an ``inconclusive`` verdict with
@@ -786,6 +790,9 @@ def verify(preset: str | dict = "quick", out: str | os.PathLike | None = None, *
         except ImportError:  # pragma: no cover
             device = "cpu"
     device = device or pre.get("device")
+    jobs = int(jobs if jobs is not None else pre.get("jobs", 1))
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs}: give a positive number of parallel training processes")
     ctx = VerifyContext(out_dir, pre, device=device, jobs=jobs, quiet=quiet, force_analysis=force_analysis,
                         train_fn=train_fn or _default_train)
     selected = _parse_claims(claims, pre)

@@ -4,7 +4,8 @@ The features are fixed Gaussian clusters (separable); the saved classifier ``[W_
 ``s_t * (u* + eps_t q)`` with u* the unit direction of the hard-margin SVM on the train features (bias as a
 constant feature), q a unit direction orthogonal to u*, s_t a growing scale. ``mode="toward"``: eps_t
 shrinks (the classifier turns toward the SVM: claim 1c must pass); ``mode="away"``: eps_t grows (it turns
-away: claim 1c must fail). Epoch 0 holds a random classifier (below 100% train accuracy).
+away: claim 1c must fail). Epoch 0 holds a random classifier (below 100% train accuracy); with
+``nonseparable_epoch0`` its train features are made non-separable (a duplicated point with two labels).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def clusters(K=3, n=20, d=6, seed=0, separation=5.0):
 
 
 def make_run(run_dir, *, mode: str = "toward", K=3, n=20, d=6, seed=0, epochs=EPOCHS, config=None,
-             complete=True) -> Path:
+             complete=True, nonseparable_epoch0=False) -> Path:
     from ncmargin.solvers import multiclass_svm
     from ncmargin.theory import margins
 
@@ -60,8 +61,12 @@ def make_run(run_dir, *, mode: str = "toward", K=3, n=20, d=6, seed=0, epochs=EP
             onset = t
         if t > 0 and pm.min() <= 0:
             raise AssertionError(f"synthetic run {mode}: epoch {t} not separating; adjust eps")
-        atomic_save_npz(ck / f"epoch_{t:04d}.npz", features=H, labels=y, split=np.asarray("train"),
-                        train_features=H, train_labels=y, test_features=H_te, test_labels=y_te,
+        Ht = H
+        if t == 0 and nonseparable_epoch0:  # two identical features with different labels
+            Ht = H.copy()
+            Ht[np.flatnonzero(y == 1)[0]] = Ht[np.flatnonzero(y == 0)[0]]
+        atomic_save_npz(ck / f"epoch_{t:04d}.npz", features=Ht, labels=y, split=np.asarray("train"),
+                        train_features=Ht, train_labels=y, test_features=H_te, test_labels=y_te,
                         classifier=W, bias=b, epoch=np.asarray(t))
         log.append({"epoch": t, "train_acc": train_acc, "test_acc": test_acc, "p_min": float(pm.min())})
     cfg = dict(config or {"dataset": "synthetic", "model": "mlp", "weight_decay": 0.0, "seed": seed})
