@@ -145,7 +145,7 @@ def _row_chunks(N: int, K: int):
         yield s, min(N, s + step)
 
 
-def _pair_violations(H, y, W, xi_ws, ws_i=None, ws_k=None, per_sample: int = 1):
+def _pair_violations(H, y, W, xi_ws, ws_i=None, ws_k=None, per_sample: int = 1, floor: float = -np.inf):
     """One pass over the data with H @ W.T (chunked).
 
     Returns (max violation over ALL pairs of 1 - margin_ik - xi_ws_i, per-sample worst violation among
@@ -177,11 +177,14 @@ def _pair_violations(H, y, W, xi_ws, ws_i=None, ws_k=None, per_sample: int = 1):
         k = V.argmax(axis=1)
         best_k[s:e] = k
         best_v[s:e] = V[r, k]
-        if per_sample > 1:
+        if per_sample > 1:  # top-t candidates only for rows that have one above ``floor``
             t = min(per_sample, K)
-            top = np.argpartition(-V, t - 1, axis=1)[:, :t]
-            top_k[s:e] = top
-            top_v[s:e] = np.take_along_axis(V, top, axis=1)
+            rows = np.flatnonzero(best_v[s:e] > floor)
+            if rows.size:
+                Vr = V[rows]
+                top = np.argpartition(-Vr, t - 1, axis=1)[:, :t]
+                top_k[s + rows] = top
+                top_v[s + rows] = np.take_along_axis(Vr, top, axis=1)
     if per_sample > 1:
         return vmax, top_v, top_k, hinge
     return vmax, best_v, best_k, hinge
@@ -282,6 +285,13 @@ def _restricted_gram(Hs, yp, kp):
     B = ((yp[:, None] == yp[None, :]).astype(np.float64) - (yp[:, None] == kp[None, :])
          - (kp[:, None] == yp[None, :]) + (kp[:, None] == kp[None, :]))
     return B * (Hs @ Hs.T)
+
+
+def _restricted_gram_cross(Ha, ya, ka, Hb, yb, kb):
+    """Rows of the restricted Gram for pairs a against pairs b."""
+    B = ((ya[:, None] == yb[None, :]).astype(np.float64) - (ya[:, None] == kb[None, :])
+         - (ka[:, None] == yb[None, :]) + (ka[:, None] == kb[None, :]))
+    return B * (Ha @ Hb.T)
 
 
 def _solve_restricted_dual(Q, si, C):
@@ -604,11 +614,18 @@ def _solve_working_set(H, y, K, C, tol, max_iter, init_size, verbose, max_second
     scale = float(np.max(np.einsum("nd,nd->n", H, H)))
     xi_ws = np.zeros(N)
     t_qp = t_pass = 0.0
+    Q = None
+    vmax_prev = np.inf
     new_mask = np.ones(ws_i.size, bool)
     for n_iter in range(1, max_iter + 1):
         Hs = H[ws_i]
         yp = y[ws_i]
-        Q = _restricted_gram(Hs, yp, ws_k)
+        n_old = int((~new_mask).sum()) if new_mask.size == ws_i.size else 0
+        if Q is None or Q.shape[0] != n_old or n_old == 0:
+            Q = _restricted_gram(Hs, yp, ws_k)
+        else:  # grow the cached Gram by the rows of the pairs just added
+            Qn = _restricted_gram_cross(Hs[n_old:], yp[n_old:], ws_k[n_old:], Hs, yp, ws_k)
+            Q = np.block([[Q[:n_old, :n_old], Qn[:, :n_old].T], [Qn[:, :n_old], Qn[:, n_old:]]])
         with _blas_single_thread():
             tq = time.perf_counter()
             a = None
@@ -647,11 +664,14 @@ def _solve_working_set(H, y, K, C, tol, max_iter, init_size, verbose, max_second
         if C is not None:
             np.maximum.at(xi_ws, ws_i, 1.0 - g)
         tp = time.perf_counter()
-        vmax, bv, bk, _ = _pair_violations(H, y, W, xi_ws, ws_i, ws_k, per_sample=3)
+        # candidates: violated pairs, and (anticipating the next rounds) pairs whose margin is within the
+        # current max violation of 1, up to 3 per sample
+        floor = -max(vmax_prev, tol) if np.isfinite(vmax_prev) else tol * 0.5
+        vmax, bv, bk, _ = _pair_violations(H, y, W, xi_ws, ws_i, ws_k, per_sample=3, floor=floor)
+        vmax_prev = vmax
         t_pass += time.perf_counter() - tp
-        # up to 3 violated pairs per sample (most violated first)
-        vi, vj = np.nonzero(bv > tol * 0.5)
-        viol = vi
+        vi, vj = np.nonzero(bv > floor)
+        viol = np.flatnonzero(bv.max(axis=1) > tol * 0.5)
         info["rounds"].append({"ws": int(ws_i.size), "max_violation": vmax, "restricted_status": st,
                                "restricted_score": score, "new": int(viol.size)})
         if verbose:
@@ -670,9 +690,12 @@ def _solve_working_set(H, y, K, C, tol, max_iter, init_size, verbose, max_second
         keep = (alpha > 1e-10 * amax) | (g <= need + 1e-9)
         if not keep.all():
             ws_i, ws_k, alpha = ws_i[keep], ws_k[keep], alpha[keep]
+            Q = Q[np.ix_(keep, keep)]
             info["rounds"][-1]["dropped"] = int((~keep).sum())
         cap = max(m0, ws_i.size)
-        order = np.argsort(-bv[vi, vj], kind="stable")[:cap]
+        n_viol_pairs = int(np.sum(bv > tol * 0.5))
+        take = min(cap, 2 * n_viol_pairs + 100)  # violated pairs first, then at most as many near ones
+        order = np.argsort(-bv[vi, vj], kind="stable")[:take]
         ni, nk = _dedupe(vi[order].astype(np.int64), bk[vi[order], vj[order]])
         if ni.size == 0:
             break
