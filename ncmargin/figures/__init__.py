@@ -113,7 +113,7 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
             elif not any(isinstance(cp.get("bound"), dict) for cp in r.analysis.checkpoints):
                 skip(f"bound_{r.run_id}", f"{r.analysis.path}: no checkpoint has a bound")
             else:
-                jobs.append((f"bound_{r.run_id}", lambda r=r: plot_bound(r, out_dir)))
+                jobs.append((f"bound_{r.run_id}", lambda r=r: plot_bound(r, out_dir)))  # name sanitized there
     else:
         skip("terminal_phase, pmin, nc_metrics, ce_svm_deep, bound", "no run directory among the inputs")
     for i, c in enumerate(claims1a):

@@ -10,6 +10,7 @@ plots what analysis.json holds: the terms stacked, the total, and the measured e
 from __future__ import annotations
 
 import math
+import re
 import os
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
     if an is None:
         raise FileNotFoundError(f"{run.run_dir / 'analysis.json'}: no such file; run "
                                 f"`ncmargin analyze {run.run_dir}` first")
-    name = name or f"bound_{run.run_id}"
+    name = name or "bound_" + re.sub(r"[^A-Za-z0-9._-]+", "_", run.run_id)
     variants = []
     for cp in an.checkpoints:
         b = cp.get("bound")

@@ -29,7 +29,7 @@ PANELS = [
       (("nc2_equinorm_classifier", "nc2_equinorm_classifiers"), "equinorm (classifier)", "-."),
       (("nc2_equiangular_means",), "equiangular (means)", "--"),
       (("nc2_equiangular_classifier", "nc2_equiangular_classifiers"), "equiangular (classifier)",
-       (0, (1, 1)))]),
+       (0, (4, 1, 1, 1, 1, 1)))]),
     ("(c) NC3: self-duality", r"$\|W/\|W\|_F - \dot M/\|\dot M\|_F\|_F^2$", True,
      [(("nc3_self_duality",), "NC3", "-")]),
     ("(d) NC4: classifier vs nearest class mean", "mismatch (% of train samples)", False,
@@ -66,6 +66,7 @@ def plot_nc_metrics(runs: Sequence[RunData | str | os.PathLike], out_dir: str | 
     fig, axes = style.new_figure(ncols=2, nrows=2, height=4.6)
     rows = []
     used_styles: dict[str, object] = {}
+    from_checkpoints: set[str] = set()
     for p, (title, ylab, logy, spec) in enumerate(PANELS):
         ax = axes.flat[p]
         drawn = False
@@ -80,7 +81,11 @@ def plot_nc_metrics(runs: Sequence[RunData | str | os.PathLike], out_dir: str | 
                 for k in range(len(ep)):
                     rows.append([r.label, r.run_id, key, ep[k], v[k]])
                 m = np.isfinite(v) & ((v > 0) if logy else True)
-                ax.plot(ep[m], v[m], color=c, linestyle=ls)
+                sparse = not r.has(key)  # from analysis.json checkpoints, not the per-epoch log
+                ax.plot(ep[m], v[m], color=c, linestyle=ls, marker="." if sparse else None,
+                        markersize=4 if sparse else None)
+                if sparse:
+                    from_checkpoints.add(text if len(spec) > 1 else title.split(":")[0].split(") ")[-1])
                 drawn = True
                 if len(spec) > 1:
                     used_styles[text] = ls
@@ -106,4 +111,7 @@ def plot_nc_metrics(runs: Sequence[RunData | str | os.PathLike], out_dir: str | 
                "the network's prediction differs from the nearest-class-mean rule (NC4 in %; values 0 are "
                "left off the log axes). All tend to 0 under neural collapse. Dotted lines: onset of 100% "
                "train accuracy.")
+    if from_checkpoints:
+        caption += (" Lines with dots (" + ", ".join(sorted(from_checkpoints)) + ") are not in the per-epoch "
+                    "log and come from the checkpoints analysed in analysis.json (log-spaced epochs).")
     return FigureResult(name, png, pdf, csv, caption)

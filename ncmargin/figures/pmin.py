@@ -9,6 +9,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from matplotlib.lines import Line2D
 
 from . import style
@@ -17,6 +18,30 @@ from .data import RunData
 from .terminal_phase import _coerce_runs
 
 NAME = "pmin"
+
+
+def _cut_deep_negatives(ax, runs: Sequence[RunData], key: str) -> str:
+    """Before 100% train accuracy p_min can be far more negative than it ever gets positive; drawn in
+    full, that dip flattens the terminal-phase growth the figure is about. If the minimum is below
+    −1.5× the largest positive value, stop the axis at −1× that value and say (on the axes and in the
+    returned note) what lies below. Returns '' when nothing is cut."""
+    vals = [(r, r.series(key)) for r in runs if r.has(key)]
+    if not vals:
+        return ""
+    top = max(float(np.nanmax(v)) for _, v in vals)
+    low = min(float(np.nanmin(v)) for _, v in vals)
+    if not (top > 0 and low < -1.5 * top):
+        return ""
+    bottom = -top
+    ax.set_ylim(bottom, top + 0.08 * (top - bottom))
+    parts = []
+    for r, v in vals:
+        k = int(np.nanargmin(v))
+        if v[k] < bottom:
+            parts.append(f"{r.label}: min {v[k]:.3g} at epoch {int(r.epochs[k])}")
+    ax.annotate("↓ axis cut, see caption", xy=(0.99, 0.02), xycoords="axes fraction", ha="right", va="bottom",
+                fontsize=6.5, color="0.3")
+    return "; ".join(parts)
 
 
 @style.styled
@@ -46,9 +71,13 @@ def plot_pmin(runs: Sequence[RunData | str | os.PathLike], out_dir: str | os.Pat
         for k in range(len(ep)):
             rows.append([r.label, r.run_id, ep[k], pm[k], nm[k],
                          "" if r.onset_epoch is None else r.onset_epoch])
-    for ax in (ax_raw, ax_norm):
+    cut_notes = []
+    for ax, key, sym in ((ax_raw, "p_min", "p_min"), (ax_norm, "normalized_margin", "normalized")):
         ax.axhline(0.0, color="0.2", linewidth=0.8, zorder=1)
         ax.set_xlabel("epoch")
+        note = _cut_deep_negatives(ax, runs, key)
+        if note:
+            cut_notes.append(f"{sym}: {note}")
     ax_raw.set_ylabel(r"$p_{\min}$ (logit units)")
     ax_norm.set_ylabel(r"$p_{\min}\,/\,(\|W\|_F \mathrm{max}_i \|h_i\|)$")
     style.panel_label(ax_raw, "(a) minimum margin")
@@ -69,4 +98,7 @@ def plot_pmin(runs: Sequence[RunData | str | os.PathLike], out_dir: str | os.Pat
                "are classified correctly; (b) the same divided by ||W||_F·max_i ||h_i||, which removes the "
                "growth that comes from the scale of W and H alone. Dotted lines: onset of 100% train "
                "accuracy.")
+    if cut_notes:
+        caption += (" The y axes stop at minus the largest positive value so that the terminal phase is "
+                    "readable; the early minima below the axis (all in the CSV) are " + "; ".join(cut_notes) + ".")
     return FigureResult(name, png, pdf, csv, caption)

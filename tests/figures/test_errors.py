@@ -147,3 +147,27 @@ def test_failing_figure_does_not_cost_the_others(tmp_path, monkeypatch):
     assert any(s.startswith("alignment: FAILED") and "drawing bug" in s for s in skipped)
     with pytest.raises(RuntimeError, match="drawing bug"):
         make_figures([tmp_path / "sw"], tmp_path / "out", strict=True)
+
+
+def test_pmin_axis_cut_is_announced(tmp_path):
+    """A deep pre-onset dip is cut off the p_min axis only with a note naming the hidden minimum."""
+    from ncmargin.figures import style
+    from ncmargin.figures.pmin import _cut_deep_negatives
+
+    run = write_run(tmp_path / "r", epochs=12, with_analysis=False)
+    lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    lines[2]["p_min"] = -40.0  # epoch 3; the largest positive p_min is 2.5
+    (run / "log.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    r = read_run(run)
+    run_labels([r])
+    fig, axes = style.new_figure()
+    ax = axes[0, 0]
+    ax.plot(r.epochs, r.series("p_min"))
+    note = _cut_deep_negatives(ax, [r], "p_min")
+    assert "min -40 at epoch 3" in note
+    assert ax.get_ylim()[0] == pytest.approx(-2.5)
+    fig2, axes2 = style.new_figure()
+    # normalized: min -3/11 at epoch 1 < -1.5 x max 2.5/22: cut too, and said
+    assert "min -0.273 at epoch 1" in _cut_deep_negatives(axes2[0, 0], [r], "normalized_margin")
+    fig3, axes3 = style.new_figure()
+    assert _cut_deep_negatives(axes3[0, 0], [r], "loss") == ""  # never negative: nothing cut
