@@ -94,8 +94,8 @@ def plot_alignment(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike,
             ax.errorbar(a_i + 0.28, m, yerr=yerr, color="0.1", marker="_", markersize=10,
                         capsize=2.5, elinewidth=1.1, linestyle="none")
     ax.set_xticks(range(len(sweep.alignment_ids)))
-    ax.set_xticklabels(sweep.alignment_ids, rotation=30 if len(sweep.alignment_ids) > 6 else 0,
-                       ha="right" if len(sweep.alignment_ids) > 6 else "center")
+    crowded = sum(len(a) for a in sweep.alignment_ids) > 40  # long ids would run into each other
+    ax.set_xticklabels(sweep.alignment_ids, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.set_xlim(-0.6, len(sweep.alignment_ids) - 0.4)
     ax.set_xlabel("alignment of labels to ETF vertices")
     ax.set_ylabel("final test accuracy (%)")

@@ -158,7 +158,7 @@ def plot_ce_svm_fixed(claim: Claim1a | str | os.PathLike, out_dir: str | os.Path
         if np.isfinite(ref).any():
             ax_a.plot(t[t > 1], ref[t > 1], color=c, linestyle="--", linewidth=1.0)
         ax_m.plot(t[pos], mr[pos], color=c, marker=style.marker(i), markersize=3, linestyle="-")
-        for k in range(len(t)):
+        for k in np.flatnonzero(pos):  # step 0 cannot sit on the log axis: not drawn, not in the CSV
             rows.append([rec.name, t[k], ang[k], ref[k], mr[k], a_fit, c_fit])
         handles.append(Line2D([], [], color=c, marker=style.marker(i), markersize=3, label=rec.name))
     ax_m.axhline(1.0, color="0.35", linestyle="--", linewidth=0.9)
@@ -254,16 +254,16 @@ def plot_ufm(claim: Claim1b | str | os.PathLike, out_dir: str | os.PathLike,
             ls = "-" if not multi else style.LINESTYLES[j % len(style.LINESTYLES)]
             nc_style.setdefault(nice, (cc if not multi else "0.3", ls))
             ax_nc.plot(t[m], v[m], color=cc, linestyle=ls)
-            for q in range(len(t)):
+            for q in np.flatnonzero(pos):
                 rows.append([rec.name, t[q], k, v[q]])
         llo, lup = rec.get("loss_lower"), rec.get("loss_upper")
         if llo is not None and lup is not None:
             mb = pos & (llo > 0) & (lup > 0)
             ax_l.fill_between(t[mb], llo[mb], lup[mb], color=c, alpha=0.18, linewidth=0)
-            for q in range(len(t)):
+            for q in np.flatnonzero(pos):
                 rows.append([rec.name, t[q], "loss_lower_bound", llo[q]])
                 rows.append([rec.name, t[q], "loss_upper_bound", lup[q]])
-        for q in range(len(t)):
+        for q in np.flatnonzero(pos):  # step 0 is off the log axis: not drawn, not in the CSV
             rows.append([rec.name, t[q], "normalized_margin", nm[q]])
             rows.append([rec.name, t[q], "loss", L[q]])
             rows.append([rec.name, t[q], "p_min", pm[q]])

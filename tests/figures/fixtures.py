@@ -87,12 +87,16 @@ def write_analysis(run_dir: Path, *, epochs: int, onset: int, wd: float = 5e-4, 
 
 
 def claim1a_obj(n_exp: int = 2) -> dict:
-    steps = np.unique(np.round(np.logspace(0, 5, 25)).astype(int))
+    steps = np.concatenate([[0], np.unique(np.round(np.logspace(0, 5, 25)).astype(int))])
     exps = []
     for j in range(n_exp):
         recs = []
         for t in steps:
             lt = math.log(t + 1.0)
+            if t == 0:  # W = 0 at step 0: angle and ratio undefined (null), as the real writer does
+                recs.append({"step": 0, "loss": math.log(4), "p_min": 0.0, "normalized_margin": None,
+                             "angle_deg": None, "margin_ratio": None})
+                continue
             recs.append({"step": int(t), "loss": 1.0 / (t + 1.0), "p_min": lt, "normalized_margin": 0.1 * lt / (1 + lt),
                          "angle_deg": 2.0 + (20.0 + 5 * j) / lt, "margin_ratio": 1.0 - 0.8 / (1 + lt)})
         exps.append({"name": ["synthetic", "digits features"][j % 2], "records": recs,
@@ -101,7 +105,7 @@ def claim1a_obj(n_exp: int = 2) -> dict:
 
 
 def claim1b_obj() -> dict:
-    steps = np.unique(np.round(np.logspace(0, 4, 20)).astype(int))
+    steps = np.concatenate([[0], np.unique(np.round(np.logspace(0, 4, 20)).astype(int))])
     K, n = 4, 5
     opt = 1.0 / ((K - 1) * math.sqrt(n))
     recs = []
