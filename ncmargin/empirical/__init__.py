@@ -22,7 +22,8 @@ _LAZY = {
     "load_dataset": "data", "build_model": "models", "ufm_dynamics": "ufm", "stable_cross_entropy": "losses",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["TrainConfig", "build_model", "load_config", "load_dataset", "load_run", "stable_cross_entropy",
+           "ufm_dynamics"]
 
 
 def __getattr__(name: str):
