@@ -50,7 +50,8 @@ def run(args) -> int:
             changed = R.update_case(n, gdir)
             total += len(changed)
             if changed:
-                print(f"{n}: golden rewritten; {len(changed)} quantities changed:")
+                print(f"{n}: golden rewritten; {len(changed)} quantities changed (verdict column: new, "
+                      f"removed, changed = within tolerance, CHANGED = beyond it, tol = tolerance only):")
                 print(R.format_table(changed))
             else:
                 print(f"{n}: golden rewritten; no quantity changed")

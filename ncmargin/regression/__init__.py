@@ -179,14 +179,18 @@ def update_case(name: str, golden_dir: Path | None = None, input_dir: Path | Non
             q = r.quantity
             if q in old and q in now:
                 if not compare(name, q, old[q][0], now[q].value, same).ok:
+                    r.label = "changed" if r.ok else "CHANGED"  # within / beyond the tolerance
                     changed.append(r)
                 elif not now[q].tol.certified and old[q][1] != now[q].tol:
                     r.detail = f"value identical; tolerance changed from {old[q][1].describe()}"
-                    r.diff = "tolerance"
+                    r.diff, r.label = "tolerance", "tol"
                     changed.append(r)
             else:
+                r.label = "new" if q in now else "removed"
                 changed.append(r)
     except (FileNotFoundError, ValueError):
         changed = compare_all(name, {}, now)
+        for r in changed:
+            r.label = "new"
     save_golden(name, case.description, now, golden_dir)
     return changed

@@ -471,6 +471,28 @@ def case_alignment(inputs: Path) -> dict[str, Quantity]:
                                          CLOSED_FORM)
     q["concentration_bound"] = Quantity(
         theory.concentration_bound(np.array([10, 100, 1000]), 0.5, 6, np.array([1.0, 2.0, 0.5])), CLOSED_FORM)
+    # Monte-Carlo deviation probability (seeded): empirical frequencies are count/trials -> exact
+    mu = np.array([0.2, -0.1, 0.3])
+
+    def sample(rng, n):
+        return mu + rng.uniform(-0.5, 0.5, size=(n, 3))
+
+    rows = theory.concentration_check(sample, mu, [5, 20], [0.1, 0.3], rho=0.8, trials=200, seed=4)
+    q["concentration_check.empirical"] = Quantity(np.asarray([r["empirical"] for r in rows]), EXACT)
+    q["concentration_check.stderr"] = Quantity(np.asarray([r["stderr"] for r in rows]), CLOSED_FORM)
+    q["concentration_check.bound"] = Quantity(np.asarray([r["bound"] for r in rows]), CLOSED_FORM)
+    q["concentration_check.bound_holds"] = Quantity(np.asarray([r["bound_holds"] for r in rows]), EXACT)
+    return q
+
+
+def case_svm_comparison(inputs: Path) -> dict[str, Quantity]:
+    from ncmargin import theory
+
+    fs = _features(inputs, "features_nc.npz")
+    W_star = _extra(inputs, "features_nc.npz", "svm_W")
+    q = _dict("", theory.svm_comparison(fs.features, fs.labels, fs.classifier, W_star), lambda k, v: _by_type(v))
+    q["angle_deg_to_etf"] = Quantity(theory.angle_deg(fs.classifier, _extra(inputs, "features_nc.npz", "etf")),
+                                     CLOSED_FORM)
     return q
 
 
@@ -542,7 +564,10 @@ CASES: dict[str, Case] = {c.name: c for c in (
                          "last-checkpoint features", case_train_digits),
     Case("bounds", "last_layer_bound on a stored trained checkpoint; margin_bound; spectral complexity",
          case_bounds, ("checkpoint_digits.npz",)),
-    Case("alignment", "alignment predictors and concentration bound", case_alignment, ("features_nc.npz",)),
+    Case("svm_comparison", "claim-1 numbers: angle and margin ratio of a classifier to the stored SVM "
+                           "solution", case_svm_comparison, ("features_nc.npz",)),
+    Case("alignment", "alignment predictors, concentration bound and Monte-Carlo check", case_alignment,
+         ("features_nc.npz",)),
     Case("claim3_stats", "two-way ANOVA, permutation test, verdict, bootstrap CI, trends on a stored table",
          case_claim3_stats, ("claim3_table.json",)),
 )}

@@ -90,9 +90,12 @@ class Comparison:
     ok: bool
     detail: str = ""
     why: str = ""
+    label: str = ""  # overrides the verdict column (used by --update: new / removed / changed)
 
     @property
     def verdict(self) -> str:
+        if self.label:
+            return self.label
         return "ok" if self.ok else "FAIL"
 
     def message(self) -> str:

@@ -150,6 +150,7 @@ def test_cli_table_failure_update(golden_copy, capsys):
     assert main(["regress", "--update", "--only", "etf", "--golden-dir", str(golden_copy)]) == 0
     out = capsys.readouterr().out
     assert "1 quantities changed" in out and "dev_perturbed.gram_error" in out
+    assert out.splitlines()[3].rstrip().endswith("CHANGED")  # beyond tolerance, flagged in the table
     assert main(["regress", "--only", "etf", "--golden-dir", str(golden_copy)]) == 0
     assert main(["regress", "--update", "--only", "etf", "--golden-dir", str(golden_copy)]) == 0
     assert "no quantity changed" in capsys.readouterr().out
