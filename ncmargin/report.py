@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ncmargin.io import atomic_write_text, read_json
 
-__all__ = ["write_report", "render_report", "render_run_report", "write_run_report", "register_section",
-           "SECTIONS"]
+__all__ = [
+    "SECTIONS",
+    "register_section",
+    "render_report",
+    "render_run_report",
+    "write_report",
+    "write_run_report",
+]
 
 # claim id -> fn(out_dir, verdicts_of_that_claim, doc) -> markdown (without the heading)
 SECTIONS: dict[str, Callable[[Path, list[dict], dict], str]] = {}
@@ -121,13 +128,13 @@ def _section_1b(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
         _table(["quantity", "value"], [
             ["nuclear-norm optimum ||Z*||_* (certified)", _fmt(data.get("nuclear_norm_objective"), 8)],
             ["closed form (K−1)√n", _fmt(data.get("closed_form_objective"), 8)],
-            ["certificate (relative gap)", _fmt(cert.get("relative_gap", cert.get("gap")))],
+            ["certificate: relative duality gap", _fmt(cert.get("duality_gap"))],
             ["optimal normalized margin 1/||Z*||_*", _fmt(opt, 6)],
             ["final normalized margin p_min/(½(||W||²+||H||²))", _fmt(nm, 6)],
             ["ratio final/optimal", _fmt(nm / opt if (nm and opt) else None, 6)],
             ["final loss", _fmt(last.get("loss"))],
             ["final p_min", _fmt(last.get("p_min"))],
-            ["final NC1", _fmt(last.get("nc1"))],
+            ["final NC1 (Tr(Σ_W Σ_B^+)/K)", _fmt(last.get("nc1_topk", last.get("nc1")))],
             ["seconds", _fmt(data.get("seconds"), 3)],
         ]),
     ]
@@ -138,19 +145,21 @@ def _run_rows(analysis: dict) -> list[list]:
     rows = []
     for r in analysis.get("checkpoints", []):
         b = r.get("bound") or {}
+        best = [_get(b, v, "best", "total") for v in ("last_layer", "spectral")]
+        best = [x for x in best if isinstance(x, (int, float))]
         rows.append([
             r.get("epoch"), "✓" if r.get("terminal") else "", _fmt(r.get("train_acc")), _fmt(r.get("test_acc")),
             _fmt(r.get("p_min")), _fmt(r.get("normalized_margin")), _fmt(_get(r, "svm", "angle_deg")),
             _fmt(_get(r, "svm", "margin_ratio")), _fmt(_get(r, "nc", "nc1_topk")),
-            _fmt(_get(b, "frozen", "at_pmin", "total")), _fmt(_get(b, "last_layer", "best", "total")),
-            _fmt(_get(b, "spectral", "best", "total")),
+            _fmt(_get(b, "frozen", "at_pmin", "total")), _fmt(_get(b, "last_layer", "at_pmin", "total")),
+            _fmt(_get(b, "spectral", "at_pmin", "total")), _fmt(min(best) if best else None),
         ])
     return rows
 
 
 _RUN_HEADER = ["epoch", "TPT", "train acc", "test acc", "p_min", "norm. margin", "angle to W* (°)",
-               "margin ratio", "NC1", "bound: frozen @p_min", "bound: last layer (best γ)",
-               "bound: spectral (best γ)"]
+               "margin ratio", "NC1", "bound @p_min: frozen", "bound @p_min: last layer",
+               "bound @p_min: spectral", "best-γ bound (min)"]
 
 
 def _analyses(out_dir: Path, verdicts: list[dict]) -> list[tuple[str, dict | None, str | None]]:
@@ -174,7 +183,8 @@ def _section_runs(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
             parts.append(f"**{name}**: analysis not available ({err}).")
             continue
         meta = a.get("meta", {})
-        parts.append(f"**{name}** — {meta.get('dataset')}, {meta.get('model')}, weight decay "
+        parts.append(f"**{name}** — {meta.get('dataset')}, {meta.get('model')} (depth {meta.get('depth')}, width "
+                     f"{meta.get('width')}), weight decay "
                      f"{_fmt(meta.get('weight_decay'))}, onset of 100% train accuracy at epoch "
                      f"{_fmt(a.get('onset_epoch'))}.\n\n" + _table(_RUN_HEADER, _run_rows(a)))
         notes = sorted({str(_get(r, "bound", "spectral", "error")) for r in a.get("checkpoints", [])
@@ -192,12 +202,15 @@ def _section_2(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
     for v in verdicts:
         d = v.get("detail", {})
         if "bound" in d:
-            rows.append([v["id"], _fmt(v.get("value")), _fmt(d.get("p_value")), d.get("n"),
+            te = [x for x in d.get("test_error") or [] if isinstance(x, (int, float))]
+            rows.append([v["id"], _fmt(v.get("value")), _fmt(d.get("p_value")), d.get("n"), len(set(te)),
                          _fmt(_get(d, "gap_correlation", "rho")), _fmt(_get(d, "gap_correlation", "p_value"))])
-    text = ("The bound of THEORY §4 (docs/theory.md) per terminal-phase checkpoint is in the tables of claim "
-            "1c above (columns “bound: …”); here its rank correlation with the test error and the gap.\n\n")
+    text = ("The bound of THEORY §4 (docs/theory.md §5) per checkpoint is in the tables of claim 1c above "
+            "(columns “bound …”); here the rank correlation of the bound at γ = p_min with the test error and "
+            "with the gap over the terminal-phase checkpoints.\n\n")
     if rows:
-        text += _table(["verdict id", "Spearman ρ (test error)", "p", "n", "ρ (gap)", "p (gap)"], rows)
+        text += _table(["verdict id", "Spearman ρ (test error)", "p", "n", "distinct test errors", "ρ (gap)",
+                        "p (gap)"], rows)
     return text
 
 
@@ -213,9 +226,9 @@ def _figure_entries(out_dir: Path, figures) -> list[dict]:
             png = getattr(f, "png", None) or (f.get("png") if isinstance(f, dict) else None)
             if png is None:
                 continue
-            get = (lambda k: getattr(f, k, None)) if not isinstance(f, dict) else f.get
-            out.append({"name": get("name") or Path(png).stem, "png": Path(png), "pdf": get("pdf"),
-                        "csv": get("csv"), "caption": get("caption") or ""})
+            d = f if isinstance(f, dict) else {k: getattr(f, k, None) for k in ("name", "pdf", "csv", "caption")}
+            out.append({"name": d.get("name") or Path(png).stem, "png": Path(png), "pdf": d.get("pdf"),
+                        "csv": d.get("csv"), "caption": d.get("caption") or ""})
         return out
     fig_dir = out_dir / "figures"
     if fig_dir.is_dir():

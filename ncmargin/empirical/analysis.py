@@ -28,15 +28,23 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ncmargin.io import atomic_write_json, load_features, read_json
 
-__all__ = ["SCHEMA", "analyze_run", "load_analysis", "list_checkpoints", "analyze_checkpoint",
-           "terminal_rows", "ANALYSIS_VERSION"]
+__all__ = [
+    "ANALYSIS_VERSION",
+    "SCHEMA",
+    "analyze_checkpoint",
+    "analyze_run",
+    "list_checkpoints",
+    "load_analysis",
+    "terminal_rows",
+]
 
 SCHEMA = "ncmargin.analysis/1"
 # Bumped when the content of a checkpoint entry changes; entries of another version are recomputed.
@@ -66,14 +74,13 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
 
 
 def _read_config(run_dir: Path) -> dict:
+    """The training config of a run (``config.json["config"]``, docs/formats.md); {} when absent."""
     p = run_dir / "config.json"
     if not p.is_file():
         return {}
     cfg = read_json(p)
     if isinstance(cfg, dict) and isinstance(cfg.get("config"), dict):
-        merged = dict(cfg["config"])
-        merged.update({k: v for k, v in cfg.items() if k != "config"})
-        return merged
+        return dict(cfg["config"])
     return cfg if isinstance(cfg, dict) else {}
 
 

@@ -27,7 +27,8 @@ Verdicts, statistics and thresholds are documented in docs/theory.md §9. Summar
 
 Three-valued rule for a predicted monotone relation: **pass** if the statistic has the predicted sign and
 p < alpha; **fail** if it has the wrong sign (or is zero); **inconclusive** if the sign is right but p >=
-alpha, or there are fewer than ``min_points`` points, or a series is constant (no ranks).
+alpha, or there are fewer than ``min_points`` points, or a series is constant or takes fewer than
+``min_distinct`` (3) distinct values (its ranks are then two groups, not a trend).
 """
 
 from __future__ import annotations
@@ -40,19 +41,35 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
 from ncmargin.io import atomic_write_json, read_json
 
 __all__ = [
-    "SCHEMA", "CLAIMS", "PLUGIN_MODULES", "ClaimStep", "register_claim", "available_claims", "load_preset",
-    "list_verify_presets", "VerifyContext", "make_verdict", "trend_verdict", "correlation_verdict",
-    "verify", "verdicts_1c", "verdicts_2", "verdicts_1a", "verdicts_1b", "write_verdicts", "read_verdicts",
+    "CLAIMS",
+    "PLUGIN_MODULES",
+    "SCHEMA",
+    "ClaimStep",
+    "VerifyContext",
+    "available_claims",
+    "correlation_verdict",
+    "list_verify_presets",
+    "load_preset",
+    "make_verdict",
+    "read_verdicts",
+    "register_claim",
     "run_status",
+    "trend_verdict",
+    "verdicts_1a",
+    "verdicts_1b",
+    "verdicts_1c",
+    "verdicts_2",
+    "verify",
+    "write_verdicts",
 ]
 
 SCHEMA = "ncmargin.verdicts/1"
@@ -66,7 +83,7 @@ PLUGIN_MODULES = ("ncmargin.empirical.alignment_sweep",)
 @dataclass
 class ClaimStep:
     claim_id: str
-    fn: Callable[[Path, dict, "VerifyContext"], list[dict]]
+    fn: Callable[[Path, dict, VerifyContext], list[dict]]
     title: str = ""
     order: int = 100
 
@@ -141,7 +158,19 @@ def make_verdict(claim: str, vid: str, statement: str, statistic: str, value, th
             "threshold": threshold, "verdict": verdict, "runs": list(runs or []), "detail": detail or {}}
 
 
-def trend_verdict(values, times, *, direction: int, alpha: float, min_points: int = 5) -> tuple[str, dict]:
+def _too_few(a, b, min_points: int, min_distinct: int, key: str) -> dict | None:
+    if a.size < max(min_points, 3):
+        return {key: None, "p_value": None, "n": int(a.size), "reason": f"{a.size} points < min_points={min_points}"}
+    nd = min(np.unique(a).size, np.unique(b).size)
+    if 1 < nd < min_distinct:
+        return {key: None, "p_value": None, "n": int(a.size), "n_distinct": int(nd),
+                "reason": f"a series takes only {nd} distinct values (< min_distinct={min_distinct}): its ranks "
+                          "are two groups, not a trend"}
+    return None
+
+
+def trend_verdict(values, times, *, direction: int, alpha: float, min_points: int = 5,
+                  min_distinct: int = 3) -> tuple[str, dict]:
     """Kendall tau-b of ``values`` against ``times`` (ncmargin.theory.stats.kendall_trend) judged by the
     three-valued rule of the module docstring; ``direction`` +1 (increase predicted) or -1."""
     from ncmargin.theory.stats import kendall_trend
@@ -150,9 +179,9 @@ def trend_verdict(values, times, *, direction: int, alpha: float, min_points: in
     t = np.asarray(times, dtype=np.float64)
     ok = np.isfinite(v) & np.isfinite(t)
     v, t = v[ok], t[ok]
-    if v.size < max(min_points, 3):
-        return "inconclusive", {"tau": None, "p_value": None, "n": int(v.size),
-                                "reason": f"{v.size} points < min_points={min_points}"}
+    few = _too_few(v, t, min_points, min_distinct, "tau")
+    if few is not None:
+        return "inconclusive", few
     st = kendall_trend(v, t)
     tau, p = st["tau"], st["p_value"]
     if not math.isfinite(tau):
@@ -162,7 +191,8 @@ def trend_verdict(values, times, *, direction: int, alpha: float, min_points: in
     return ("pass" if p < alpha else "inconclusive"), st
 
 
-def correlation_verdict(x, y, *, alpha: float, min_points: int = 5, direction: int = 1) -> tuple[str, dict]:
+def correlation_verdict(x, y, *, alpha: float, min_points: int = 5, direction: int = 1,
+                        min_distinct: int = 3) -> tuple[str, dict]:
     """Spearman rho of ``x`` with ``y`` (ncmargin.theory.stats.spearman), same three-valued rule."""
     from ncmargin.theory.stats import spearman
 
@@ -170,9 +200,9 @@ def correlation_verdict(x, y, *, alpha: float, min_points: int = 5, direction: i
     b = np.asarray(y, dtype=np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
     a, b = a[ok], b[ok]
-    if a.size < max(min_points, 3):
-        return "inconclusive", {"rho": None, "p_value": None, "n": int(a.size),
-                                "reason": f"{a.size} points < min_points={min_points}"}
+    few = _too_few(a, b, min_points, min_distinct, "rho")
+    if few is not None:
+        return "inconclusive", few
     st = spearman(a, b)
     rho, p = st["rho"], st["p_value"]
     if not math.isfinite(rho):
@@ -180,6 +210,11 @@ def correlation_verdict(x, y, *, alpha: float, min_points: int = 5, direction: i
     if rho * direction <= 0:
         return "fail", st
     return ("pass" if p < alpha else "inconclusive"), st
+
+
+def _rule(s: dict) -> dict:
+    """The rule settings of a claim section: ``alpha`` is passed separately; these are the sample limits."""
+    return {"min_points": int(s["min_points"]), "min_distinct": int(s.get("min_distinct", 3))}
 
 
 def _get(d, *path):
@@ -217,7 +252,7 @@ def verdicts_1c(analysis: dict, settings: dict | None = None, *, label: str | No
               "n_terminal_checkpoints": len(terminal_rows(analysis)), "n_with_svm": len(rows),
               "weight_decay": _get(analysis, "meta", "weight_decay")}
     out = []
-    v, st = trend_verdict(ratio, epochs, direction=+1, alpha=s["alpha"], min_points=s["min_points"])
+    v, st = trend_verdict(ratio, epochs, direction=+1, alpha=s["alpha"], **_rule(s))
     out.append(make_verdict(
         "1c", f"1c.margin_ratio_trend.{label}",
         "In the terminal phase the trained classifier's normalized margin approaches the SVM optimum on its "
@@ -225,7 +260,7 @@ def verdicts_1c(analysis: dict, settings: dict | None = None, *, label: str | No
         "Kendall tau(margin ratio, epoch) over terminal checkpoints", st.get("tau"),
         f"tau > 0 and p < {s['alpha']} (n >= {s['min_points']})", v, [run],
         {**common, **st, "final_margin_ratio": ratio[-1] if ratio else None}))
-    v, st = trend_verdict(angle, epochs, direction=-1, alpha=s["alpha"], min_points=s["min_points"])
+    v, st = trend_verdict(angle, epochs, direction=-1, alpha=s["alpha"], **_rule(s))
     out.append(make_verdict(
         "1c", f"1c.angle_trend.{label}",
         "In the terminal phase the trained classifier turns toward the SVM solution W*(H_t): the angle "
@@ -271,8 +306,8 @@ def verdicts_2(analysis: dict, settings: dict | None = None, *, label: str | Non
                 f"rho > 0 and p < {s['alpha']}", "inconclusive", [run],
                 {"reason": "; ".join(errs)[:500] or "no terminal-phase checkpoint", "epochs": epochs}))
             continue
-        v, st = correlation_verdict(totals, test_err, alpha=s["alpha"], min_points=s["min_points"])
-        gap_v, gap_st = correlation_verdict(totals, gap, alpha=s["alpha"], min_points=s["min_points"])
+        v, st = correlation_verdict(totals, test_err, alpha=s["alpha"], **_rule(s))
+        gap_v, gap_st = correlation_verdict(totals, gap, alpha=s["alpha"], **_rule(s))
         out.append(make_verdict(
             "2", f"2.{variant}_trend.{label}",
             f"The margin bound ({desc}) tracks the test error over the terminal phase: higher bound, higher "
@@ -298,7 +333,7 @@ def verdicts_2(analysis: dict, settings: dict | None = None, *, label: str | Non
         {"min_by_variant": mins, "min_test_error": min(test_err) if test_err else None}))
     # does the margin grow beyond the weights' scale? (the normalization critique)
     nm = [_num(r.get("normalized_margin")) for r in rows]
-    v, st = trend_verdict(nm, epochs, direction=+1, alpha=s["alpha"], min_points=s["min_points"])
+    v, st = trend_verdict(nm, epochs, direction=+1, alpha=s["alpha"], **_rule(s))
     out.append(make_verdict(
         "2", f"2.normalized_margin_trend.{label}",
         "The margin growth behind the bound survives normalization: p_min/(||W||_F max||h||) increases over "
@@ -318,7 +353,7 @@ def verdicts_1a(name: str, records: list[dict], settings: dict | None = None, *,
     recs = [r for r in records if r.get("step", 0) >= 1 and r.get("angle_deg") is not None]
     steps = [float(r["step"]) for r in recs]
     ang = [_num(r["angle_deg"]) for r in recs]
-    v, st = trend_verdict(ang, steps, direction=-1, alpha=s["alpha"], min_points=s["min_points"])
+    v, st = trend_verdict(ang, steps, direction=-1, alpha=s["alpha"], **_rule(s))
     out = [make_verdict(
         "1a", f"1a.angle_trend.{name}",
         "Gradient descent on the unregularized CE over W with fixed separable features turns W(t) toward the "
@@ -359,8 +394,8 @@ def verdicts_1b(records: list[dict], optimum: float, settings: dict | None = Non
                                                 if r.get("sandwich_holds") is False][:20]}))
     pm = [_num(r.get("p_min")) for r in recs]
     loss = [_num(r.get("loss")) for r in recs]
-    v_p, st_p = trend_verdict(pm, steps, direction=+1, alpha=s["alpha"], min_points=s["min_points"])
-    v_l, st_l = trend_verdict(loss, steps, direction=-1, alpha=s["alpha"], min_points=s["min_points"])
+    v_p, st_p = trend_verdict(pm, steps, direction=+1, alpha=s["alpha"], **_rule(s))
+    v_l, st_l = trend_verdict(loss, steps, direction=-1, alpha=s["alpha"], **_rule(s))
     v = v_p if v_p == v_l else ("fail" if "fail" in (v_p, v_l) else "inconclusive")
     out.append(make_verdict(
         "1b", "1b.pmin_diverges",
@@ -380,7 +415,7 @@ def verdicts_1b(records: list[dict], optimum: float, settings: dict | None = Non
         "final normalized margin / certified optimum", final_ratio, f">= {s['ratio_min']}", verdict, runs or [],
         {"optimum": optimum, "final_normalized_margin": nm[-1] if nm else None, **(detail or {})}))
     nc1 = [_num(r.get("nc1_topk", r.get("nc1"))) for r in recs]
-    v_t, st_t = trend_verdict(nc1, steps, direction=-1, alpha=s["alpha"], min_points=s["min_points"])
+    v_t, st_t = trend_verdict(nc1, steps, direction=-1, alpha=s["alpha"], **_rule(s))
     final_nc1 = nc1[-1] if nc1 else None
     small = final_nc1 is not None and math.isfinite(final_nc1) and final_nc1 <= s["nc1_max"]
     verdict = "pass" if (v_t == "pass" and small) else ("fail" if (v_t == "fail" or (
@@ -727,7 +762,7 @@ def write_verdicts(out_dir: str | os.PathLike, verdicts: list[dict], *, preset: 
     if dup:
         raise ValueError(f"duplicate verdict ids {dup}: every verdict id must be unique")
     doc = {"schema": SCHEMA, "preset": preset,
-           "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
            "ncmargin_version": __version__, "verdicts": verdicts, **(extra or {})}
     p = Path(out_dir) / "verdicts.json"
     atomic_write_json(p, doc)
@@ -854,8 +889,11 @@ def _make_figures(out_dir: Path, ctx: VerifyContext):
     except ImportError as exc:
         ctx.notes.append(f"figures not generated: ncmargin.figures.make_figures unavailable ({exc})")
         return None
+    skipped: list[str] = []
     try:
-        return list(make_figures([out_dir], out_dir / "figures"))
+        figs = list(make_figures([out_dir], out_dir / "figures", skipped=skipped))
+        ctx.notes += [f"figure skipped: {s}" for s in skipped]
+        return figs
     except Exception as exc:  # noqa: BLE001 - figures are a by-product; verdicts stand without them
         ctx.notes.append(f"figures not generated: {type(exc).__name__}: {exc}")
         ctx.log(f"[verify] figures failed: {exc}")

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from ncmargin.empirical.analysis import analyze_run
-from ncmargin.empirical.verify import (correlation_verdict, make_verdict, trend_verdict, verdicts_1a,
-                                       verdicts_1b, verdicts_1c, verdicts_2)
+from ncmargin.empirical.verify import (
+    correlation_verdict,
+    make_verdict,
+    trend_verdict,
+    verdicts_1a,
+    verdicts_1b,
+    verdicts_1c,
+    verdicts_2,
+)
 
 from .synth import make_run
 
@@ -27,6 +34,10 @@ def test_three_valued_rule():
     assert v == "inconclusive" and "min_points" in st["reason"]
     v, st = correlation_verdict(np.ones(8), t[:8], alpha=0.05)
     assert v == "inconclusive" and "constant" in st["reason"]
+    # two distinct values: a two-group split, not a trend (one early checkpoint would decide it)
+    v, st = correlation_verdict(t, [1.0] + [0.0] * 9, alpha=0.05)
+    assert v == "inconclusive" and st["n_distinct"] == 2
+    assert correlation_verdict(t, [1.0] + [0.0] * 9, alpha=0.05, min_distinct=2)[0] == "fail"
     with pytest.raises(ValueError, match="verdict must be"):
         make_verdict("1a", "x", "s", "stat", 1.0, "t", "maybe")
 

@@ -38,7 +38,7 @@ def first(tmp_path_factory):
 
 
 def test_verdicts_file_well_formed(first):
-    out, doc, calls = first
+    out, _, calls = first
     assert len(calls) == 2  # both runs trained once
     on_disk = json.loads((out / "verdicts.json").read_text())
     assert on_disk["schema"] == V.SCHEMA == "ncmargin.verdicts/1"
