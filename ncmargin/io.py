@@ -163,7 +163,10 @@ def load_features(path: str | os.PathLike, split: str | None = None) -> FeatureS
         y_raw = np.asarray(data[pre + "labels"])
         W = np.asarray(data["classifier"], dtype=np.float64) if "classifier" in keys else None
         b = np.asarray(data["bias"], dtype=np.float64) if "bias" in keys else None
-        sp = str(data["split"]) if "split" in keys else (split if pre else None)
+        if pre:
+            sp = split  # the prefixed arrays were read: that is the split, whatever 'split' says
+        else:
+            sp = str(data["split"]) if "split" in keys else split
     if H.ndim != 2:
         raise ValueError(f"{path}: 'features' must be 2-D (n x d), got shape {H.shape}")
     if y_raw.ndim != 1 or y_raw.shape[0] != H.shape[0]:
