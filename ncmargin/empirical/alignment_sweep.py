@@ -801,7 +801,8 @@ def claim3_verdicts(doc: dict, settings: dict | None = None, *, label: str | Non
       fail iff both p ≥ α; inconclusive otherwise, or when no complete 2×2 table of included runs exists).
     - ``3.terminal_phase``: every run ended at 100% train accuracy (pass), else inconclusive with the list.
     - ``3.predictor.<name>``: Spearman ρ across alignment means with the predicted sign (score: negative,
-      normalized margins: positive), p < α (three-valued rule of ncmargin.empirical.verify).
+      normalized margins: positive), p < α (three-valued rule of ncmargin.empirical.verify); judged only
+      when ``3.alignment_effect`` passed — otherwise inconclusive (the rule's result kept in the detail).
     - ``3.concentration.fresh`` / ``3.concentration.trained``: the bound held at every grid point."""
     from ncmargin.empirical.verify import correlation_verdict, make_verdict
 
@@ -822,6 +823,7 @@ def claim3_verdicts(doc: dict, settings: dict | None = None, *, label: str | Non
     else:
         v, value = "inconclusive", None
         detail = {"reason": stats.get("error", "no statistics")}
+    effect = v
     out.append(make_verdict(
         "3", f"3.alignment_effect{suffix}",
         "Networks with a fixed simplex-ETF classifier that all reach 100% train accuracy generalize differently "
@@ -849,20 +851,25 @@ def claim3_verdicts(doc: dict, settings: dict | None = None, *, label: str | Non
                 xs.append(float(np.mean([r["predictors"][name] for r in rs])))
                 ys.append(float(np.mean([r["final_test_acc"] for r in rs])))
         vv, vst = correlation_verdict(xs, ys, alpha=alpha, min_points=int(st["min_points"]), direction=direction)
+        extra = {"rule_verdict": vv}
+        if effect != "pass":  # nothing to predict: report the correlation, do not judge the predictor on noise
+            vv = "inconclusive"
+            extra["reason"] = (f"no established alignment effect (3.alignment_effect = {effect}): the ranking of "
+                               "alignment means that are not shown to differ is not a target for a predictor")
         out.append(make_verdict(
             "3", f"3.predictor.{name}{suffix}",
             f"The THEORY §5 predictor {name} (train features, fixed ETF) ranks the alignments by test accuracy "
             f"({'smaller' if direction < 0 else 'larger'} = better).",
             "Spearman rho(predictor, test accuracy) across alignment means", pc.get("rho"),
             f"rho {'<' if direction < 0 else '>'} 0 and p < {alpha} (n >= {st['min_points']} alignments)", vv,
-            run_ids, {**pc, "verdict_stats": vst}))
+            run_ids, {**pc, "verdict_stats": vst, **extra}))
     conc = doc.get("concentration") or {}
-    for part, stmt in (("fresh", "On fresh i.i.d. bounded samples with a known mean, the empirical "
-                                 "P(||mu_hat - mu|| >= eps) stays below the concentration bound "
-                                 "2d exp(-n eps^2/(2 d^2 rho^2)) at every (n, eps) of the grid."),
-                       ("trained", "On the features a trained network produces for its own training sample "
-                                   "(not independent of the network: the caveat of the argument), the "
-                                   "empirical P(||mu_hat - mu|| >= eps) stays below the same bound.")):
+    for part, stmt in (("fresh", ("On fresh i.i.d. bounded samples with a known mean, the empirical "
+                                  "P(||mu_hat - mu|| >= eps) stays below the concentration bound "
+                                  "2d exp(-n eps^2/(2 d^2 rho^2)) at every (n, eps) of the grid.")),
+                       ("trained", ("On the features a trained network produces for its own training sample "
+                                    "(not independent of the network: the caveat of the argument), the "
+                                    "empirical P(||mu_hat - mu|| >= eps) stays below the same bound."))):
         rows = conc.get(part) or []
         if not rows:
             continue
@@ -896,6 +903,9 @@ def claim_3(out_dir: Path, preset: dict, ctx) -> list[dict]:
     s = dict(preset.get("claim3") or {})
     sweeps = _claim3_sweeps(preset, s)
     over = dict(s.get("set") or {})
+    # verify's --jobs when given (> 1), else claim3.jobs, else min(2, CPU count): the quick sweep is 40
+    # small single-threaded runs, so two processes halve its wall time on the 2-core reference machine
+    jobs = int(ctx.jobs) if int(ctx.jobs or 1) > 1 else int(s.get("jobs", min(2, os.cpu_count() or 1)))
     if ctx.device:
         over["device"] = ctx.device
     out = []
@@ -906,7 +916,7 @@ def claim_3(out_dir: Path, preset: dict, ctx) -> list[dict]:
         sdir = Path(out_dir) / "sweep" if len(sweeps) == 1 else Path(out_dir) / "sweep" / label
         t0 = time.perf_counter()
         doc = run_sweep(pre, sdir, alignments=s.get("alignments"), seeds=s.get("seeds"),
-                        alignment_mode=s.get("alignment_mode"), overrides=over, jobs=ctx.jobs,
+                        alignment_mode=s.get("alignment_mode"), overrides=over, jobs=jobs,
                         concentration=(s.get("concentration", True) if i == 0 else False),
                         statistics=s.get("statistics"), train_fn=getattr(ctx, "train_fn", None), log=ctx.log)
         ctx.timings[f"sweep_{label or 'quick'}_s"] = time.perf_counter() - t0

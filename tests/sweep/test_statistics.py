@@ -103,3 +103,20 @@ def test_predictor_correlations_and_plot_table():
     assert v["3.predictor.normalized_margin_mean"]["verdict"] in ("fail", "inconclusive")
     rows = doc["stats"]["plot_table"]
     assert len(rows) == A * S and {"alignment", "seed", "included", "final_test_acc"} <= set(rows[0])
+
+
+def test_predictors_are_not_judged_without_an_alignment_effect():
+    rng = np.random.default_rng(7)
+    A, S = 6, 3
+    T = 0.95 + 0.003 * rng.standard_normal((A, S))
+    preds = np.empty((A, S), dtype=object)
+    for a in range(A):
+        for s in range(S):
+            preds[a, s] = {"alignment_score": float(-T[a].mean())}   # ranks the (noise) means perfectly
+    doc = _doc(T, predictors=preds)
+    v = {x["id"]: x for x in claim3_verdicts(doc)}
+    assert v["3.alignment_effect"]["verdict"] != "pass"
+    p = v["3.predictor.alignment_score"]
+    assert p["value"] == pytest.approx(-1.0)   # still reported
+    assert p["verdict"] == "inconclusive" and p["detail"]["rule_verdict"] == "pass"
+    assert "no established alignment effect" in p["detail"]["reason"]

@@ -5,8 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from ncmargin.empirical.alignment_sweep import (collect_sweep, plan_sweep, read_sweep_json, run_sweep,
-                                                train_commands)
+from ncmargin.empirical.alignment_sweep import (
+    collect_sweep,
+    plan_sweep,
+    read_sweep_json,
+    run_sweep,
+    train_commands,
+)
 
 TINY = {"train": {"dataset": "digits", "n_per_class": 8, "n_test_per_class": 10, "model": "mlp", "depth": 1,
                   "width": 24, "head": "etf", "optimizer": "adam", "lr": 0.03, "epochs": 40, "batch_size": 0,
@@ -23,7 +28,7 @@ def tiny_sweep(tmp_path_factory):
 
 
 def test_tiny_sweep_writes_a_well_formed_sweep_json(tiny_sweep):
-    out, doc = tiny_sweep
+    out, _ = tiny_sweep
     disk = json.loads((out / "sweep.json").read_text())
     assert disk["schema"] == "ncmargin.sweep/1"
     assert [a["id"] for a in disk["alignments"]] == ["a00", "a01"] and disk["seeds"] == [0, 1]
@@ -99,3 +104,14 @@ def test_bad_overrides_are_rejected(tmp_path):
         plan_sweep(TINY, tmp_path, overrides=["head=linear"])
     with pytest.raises(FileNotFoundError, match="sweep presets"):
         plan_sweep("no_such_sweep", tmp_path)
+
+
+@pytest.mark.slow
+def test_process_pool_gives_the_same_runs(tiny_sweep, tmp_path):
+    """--jobs 2 (spawn pool, one torch thread each) trains the same runs as jobs=1 (CPU, same thread count)."""
+    _, doc = tiny_sweep
+    doc2 = run_sweep(TINY, tmp_path / "sw", jobs=2, concentration=NO_CONC, log=lambda m: None)
+    assert len(doc2["run_status"]["trained"]) == 4
+    for a, b in zip(doc["runs"], doc2["runs"]):
+        assert a["run_id"] == b["run_id"]
+        assert b["final_test_acc"] == a["final_test_acc"] and b["final_train_loss"] == a["final_train_loss"]

@@ -46,7 +46,7 @@ def test_verify_runs_claim_3_and_reports_it(tmp_path):
     from ncmargin.empirical.verify import verify
 
     preset = {"name": "tiny", "runs": {}, "claims": ["3"],
-              "claim3": {"sweep": TINY, "concentration": {
+              "claim3": {"sweep": TINY, "jobs": 1, "concentration": {
                   "fresh": {"d": 2, "halfwidth": 1.0, "ns": [4, 64], "eps": [0.2, 0.5], "trials": 200},
                   "trained": {"K": 3, "input_dim": 4, "hidden": 8, "ns": [5], "eps": [0.2], "trials": 2,
                               "steps": 10, "population_per_class": 200}}}}
