@@ -71,6 +71,15 @@ TRAIN_FLOAT32_SCALAR = Tol("rel", rtol=1e-5, atol=1e-6,
                                "variation measured <= 4.5e-8 rel; 1e-6 floor for values near 0")
 
 
+# Power iteration (conv-layer spectral norms, float64, seeded start, stop when the relative change of
+# sigma^2 is <= tol = 1e-7): deterministic, but a rounding difference can move the stopping point by one
+# iteration, which changes each conv sigma by <= tol/2 relative; products over the 3 conv layers of the
+# small CNN (spectral product, R_A, Rademacher term) by <= 1.5e-7. 5e-7 relative covers that.
+POWER_ITERATION = Tol("rel", rtol=5e-7, atol=1e-12,
+                      why="float64 power iteration stopped at rel. change 1e-7 of sigma^2: a one-iteration "
+                          "shift of the stop moves each sigma <= 5e-8, products over 3 conv layers <= 1.5e-7")
+
+
 def svm_certified_tols(sol) -> tuple[Tol, Tol]:
     """(objective tolerance, W tolerance) of one SVM run from ITS certificate [our form]:
 
@@ -106,7 +115,7 @@ def ufm_certified_tol(sol, scale: float = 1.0) -> Tol:
 # ------------------------------------------------------------------------------------------------ inputs
 
 INPUT_FILES = ("features_nc.npz", "features_soft.npz", "features_tiny.npz", "checkpoint_digits.npz",
-               "claim3_table.json")
+               "claim3_table.json", "models_small.npz")
 
 # overrides of the quick digits preset for the training case and for the stored checkpoint input
 TRAIN_OVERRIDES = {"epochs": 5, "n_per_class": 30, "n_test_per_class": 10, "width": 32, "depth": 2,
@@ -172,6 +181,31 @@ def make_inputs(directory: Path, force: bool = False) -> list[Path]:
         save_features(p, fs.features.astype(np.float32), fs.labels, classifier=fs.classifier, bias=fs.bias,
                       split="train", epoch=np.int64(ep),
                       recipe=np.asarray("quick_digits " + json.dumps(CHECKPOINT_OVERRIDES, sort_keys=True)))
+        written.append(p)
+    if p := want("models_small.npz"):
+        # weights of a small MLP (with BatchNorm) and a small CNN, plus probe inputs, for the network
+        # complexity case; BatchNorm running statistics set to non-trivial values
+        import torch
+
+        g = torch.Generator().manual_seed(20231016)
+        arrays = {}
+        for tag, model in _small_models().items():
+            for k, v in model.state_dict().items():
+                v = v.detach().clone()
+                if v.dtype.is_floating_point:
+                    if k.endswith("running_var"):
+                        v = 0.5 + torch.rand(v.shape, generator=g, dtype=v.dtype)
+                    elif k.endswith("running_mean") or (k.endswith("bias") and ".weight" not in k):
+                        v = 0.1 * torch.randn(v.shape, generator=g, dtype=v.dtype)
+                    else:
+                        v = 0.3 * torch.randn(v.shape, generator=g, dtype=v.dtype)
+                arrays[f"{tag}__{k}"] = v.numpy()
+        rng = np.random.default_rng(20231016)
+        arrays["X_mlp"] = rng.standard_normal((20, 64))
+        arrays["X_cnn"] = rng.standard_normal((20, 1, 8, 8))
+        from ncmargin.io import atomic_save_npz
+
+        atomic_save_npz(p, **arrays)
         written.append(p)
     if p := want("claim3_table.json"):
         # 4 alignments x 5 seeds test-accuracy table: alignment effect + seed effect + noise
@@ -461,6 +495,48 @@ def case_bounds(inputs: Path) -> dict[str, Quantity]:
     return q
 
 
+def _small_models() -> dict:
+    """The two architectures of the network-complexity case (weights come from the stored input)."""
+    from torch import nn
+
+    from ncmargin.empirical.models import MLP, SmallCNN
+
+    mlp = MLP((64,), depth=2, width=16, batchnorm=True)
+    mlp.head = nn.Linear(16, 10)
+    cnn = SmallCNN((1, 8, 8), width=8, channels=4)
+    cnn.head = nn.Linear(8, 10)
+    return {"mlp": mlp, "cnn": cnn}
+
+
+def case_network_complexity(inputs: Path) -> dict[str, Quantity]:
+    import torch
+
+    from ncmargin.empirical.complexity import network_spectral_complexity
+
+    q: dict[str, Quantity] = {}
+    with np.load(inputs / "models_small.npz", allow_pickle=False) as z:
+        stored = {k: z[k] for k in z.files}
+    for tag, model in _small_models().items():
+        sd = {k.split("__", 1)[1]: torch.from_numpy(v) for k, v in stored.items() if k.startswith(tag + "__")}
+        model.load_state_dict(sd)
+        X = stored[f"X_{tag}"]
+        rep = network_spectral_complexity(model, X)
+        # the MLP's norms are exact (SVD, closed form); the CNN's conv norms come from power iteration
+        tol = CLOSED_FORM if tag == "mlp" else POWER_ITERATION
+        w = [e for e in rep["layers"] if e["kind"] == "weight"]
+        q[f"{tag}.layer_names"] = Quantity("|".join(e["name"] for e in w), EXACT)
+        q[f"{tag}.spectral"] = Quantity(np.array([e["spectral"] for e in w]),
+                                        tol if tag == "cnn" else CLOSED_FORM)
+        q[f"{tag}.l21"] = Quantity(np.array([e["l21"] for e in w]), CLOSED_FORM)
+        q[f"{tag}.lipschitz_layers"] = Quantity(
+            np.array([e["lipschitz"] for e in rep["layers"] if e["kind"] == "lipschitz"]), tol)  # avg pool: power it.
+        for k in ("R_A", "lipschitz_bound", "spectral_product", "sum_term", "rademacher", "input_norm_F"):
+            q[f"{tag}.{k}"] = Quantity(float(rep[k]), CLOSED_FORM if k == "input_norm_F" else tol)
+        q[f"{tag}.N"] = Quantity(int(rep["N"]), EXACT)
+        q[f"{tag}.n_weight_layers"] = Quantity(int(rep["n_weight_layers"]), EXACT)
+    return q
+
+
 def case_alignment(inputs: Path) -> dict[str, Quantity]:
     from ncmargin import theory
 
@@ -564,6 +640,8 @@ CASES: dict[str, Case] = {c.name: c for c in (
                          "last-checkpoint features", case_train_digits),
     Case("bounds", "last_layer_bound on a stored trained checkpoint; margin_bound; spectral complexity",
          case_bounds, ("checkpoint_digits.npz",)),
+    Case("network_complexity", "layer spectral and (2,1) norms, spectral complexity R_A of a stored small "
+                               "MLP (BatchNorm) and CNN", case_network_complexity, ("models_small.npz",)),
     Case("svm_comparison", "claim-1 numbers: angle and margin ratio of a classifier to the stored SVM "
                            "solution", case_svm_comparison, ("features_nc.npz",)),
     Case("alignment", "alignment predictors, concentration bound and Monte-Carlo check", case_alignment,
