@@ -231,6 +231,19 @@ def _figure_entries(out_dir: Path, figures) -> list[dict]:
                         "csv": d.get("csv"), "caption": d.get("caption") or ""})
         return out
     fig_dir = out_dir / "figures"
+    index = fig_dir / "figures.json"  # written by ncmargin.figures.make_figures: names, files, captions
+    if index.is_file():
+        try:
+            for f in read_json(index).get("figures", []):
+                png = fig_dir / f["png"]
+                if png.is_file():
+                    out.append({"name": f.get("name") or png.stem, "png": png,
+                                "pdf": fig_dir / f["pdf"] if f.get("pdf") else None,
+                                "csv": fig_dir / f["csv"] if f.get("csv") else None,
+                                "caption": f.get("caption") or ""})
+            return out
+        except (ValueError, KeyError, TypeError, AttributeError):
+            out = []  # malformed index: fall back to the PNG files themselves
     if fig_dir.is_dir():
         for png in sorted(fig_dir.glob("*.png")):
             out.append({"name": png.stem, "png": png, "pdf": png.with_suffix(".pdf"),

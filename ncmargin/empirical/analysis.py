@@ -134,8 +134,12 @@ class _SpectralContext:
             model = build_model(cfg, data.input_shape, data.num_classes)
             model.load_state_dict(load_model_state(self.run_dir, epoch))
             model.eval()
-            res = network_spectral_complexity(model, data.x_train)
-            return dict(res)
+            if torch.cuda.is_available():  # conv power iterations (ResNet-18) run on the weights' device
+                try:
+                    return dict(network_spectral_complexity(model.to("cuda"), data.x_train))
+                except RuntimeError:  # e.g. out of GPU memory: fall back to the CPU
+                    model = model.to("cpu")
+            return dict(network_spectral_complexity(model, data.x_train))
         except (ValueError, FileNotFoundError, RuntimeError, KeyError) as exc:
             return {"error": f"spectral complexity failed at epoch {epoch}: {type(exc).__name__}: {exc}"}
 

@@ -160,3 +160,15 @@ def test_bad_verdicts_file(tmp_path):
     (tmp_path / "verdicts.json").write_text('{"schema": "other"}')
     with pytest.raises(ValueError, match="verdicts.json"):
         V.read_verdicts(tmp_path)
+
+
+def test_report_reads_figure_index(tmp_path):
+    """Without a figure list, report.md takes names and captions from figures/figures.json."""
+    fig = tmp_path / "figures"
+    fig.mkdir()
+    (fig / "nc.png").write_bytes(b"\x89PNG\r\n")
+    (fig / "figures.json").write_text(json.dumps({"schema": "ncmargin.figures/1", "figures": [
+        {"name": "nc", "png": "nc.png", "pdf": "nc.pdf", "csv": None, "caption": "NC metrics against epoch"}]}))
+    V.write_verdicts(tmp_path, [V.make_verdict("1b", "1b.sandwich", "s", "f", 1.0, "= 1", "pass")], preset="x")
+    text = write_report(tmp_path).read_text()
+    assert "![nc](figures/nc.png)" in text and "NC metrics against epoch" in text
