@@ -267,13 +267,14 @@ def write_plan(plan: dict) -> Path:
 def train_commands(plan: dict, *, python: str | None = None, all_runs: bool = False) -> list[str]:
     """One shell command per run that is not complete yet (all runs with ``all_runs``): ``ncmargin train
     OUT/plan/<run>.json --out OUT/<run> --quiet`` for a new run, ``ncmargin train --resume OUT/<run>
-    --quiet`` for a partial one. Each command is independent (a SLURM array task, a submitit job).
+    --quiet`` for a partial one, with absolute paths. Each command is independent (a SLURM array task,
+    a submitit job).
     ``python`` (e.g. ``sys.executable``) prefixes ``-m ncmargin`` instead of the ``ncmargin`` script."""
     exe = f"{shlex.quote(python)} -m ncmargin" if python else "ncmargin"
-    out = Path(plan["out_dir"])
+    out = Path(plan["out_dir"]).resolve()  # absolute: a cluster job may start in another directory
     cmds = []
     for r in plan["runs"]:
-        rd = Path(r["run_dir"])
+        rd = Path(r["run_dir"]).resolve()
         status = _run_status(rd)
         if status == "complete" and not all_runs:
             continue
