@@ -123,6 +123,8 @@ def main(argv=None):
     ap.add_argument("--no-svc", action="store_true", help="skip LinearSVC")
     ap.add_argument("--max-seconds", type=float, default=None, help="time limit for our solver")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--noise", type=float, default=1.0, help="within-class noise level (default 1)")
+    ap.add_argument("--hard-frac", type=float, default=0.002, help="fraction of near-boundary samples")
     a = ap.parse_args(argv)
     import os
 
@@ -138,7 +140,7 @@ def main(argv=None):
     else:
         for s in a.sizes:
             N, d, K = (int(v) for v in s.split(","))
-            H, y, _ = make_features(N, d, K, seed=a.seed)
+            H, y, _ = make_features(N, d, K, seed=a.seed, noise=a.noise, hard_frac=a.hard_frac)
             table += [(s, *r) for r in bench(H, y, f"synthetic terminal phase ({s})", C=a.soft,
                                              cvxpy_budget=a.cvxpy_budget, run_svc=not a.no_svc,
                                              max_seconds=a.max_seconds)]

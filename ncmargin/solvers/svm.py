@@ -331,14 +331,65 @@ def _blas_single_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def _bpp_nnqp(Q, alpha0, max_iter: int = 60):
+class _CholCache:
+    """Cholesky factor L (lower) of Q_FF for a free set F, identified by persistent pair codes, so that a
+    larger free set is factored by extension (O(n²a) for a added pairs) instead of from scratch (O(n³)).
+    Pairs only leave the free set rarely (BPP pivots, α that fall to 0); then it is refactored."""
+
+    def __init__(self):
+        self.codes = np.zeros(0, np.int64)
+        self.L = np.zeros((0, 0))
+
+    def solve_ones(self, Q, codes_ws, idx):
+        """x_F with Q_FF x_F = 1 for F = idx (positions in the working set whose codes are codes_ws)."""
+        import scipy.linalg as sla
+
+        codes_F = codes_ws[idx]
+        pos = {c: j for j, c in enumerate(codes_ws.tolist())}
+        old = self.codes
+        in_f = np.isin(old, codes_F)
+        first_out = int(np.argmin(in_f)) if not in_f.all() else old.size
+        if first_out < old.size:  # pairs left F: keep the factor of the leading pairs still in F
+            old = old[:first_out]
+            self.codes, self.L = old, self.L[:first_out, :first_out]
+        if old.size:
+            old_idx = np.array([pos[c] for c in old.tolist()], dtype=np.int64)
+            add_idx = idx[~np.isin(codes_F, old)]
+            if add_idx.size:
+                X = sla.solve_triangular(self.L, Q[np.ix_(old_idx, add_idx)], lower=True,
+                                         check_finite=False).T
+                S = Q[np.ix_(add_idx, add_idx)] - X @ X.T
+                L22 = sla.cholesky(S, lower=True, check_finite=False)
+                n, a = old_idx.size, add_idx.size
+                L = np.zeros((n + a, n + a))
+                L[:n, :n] = self.L
+                L[n:, :n] = X
+                L[n:, n:] = L22
+                self.L = L
+                self.codes = np.concatenate([old, codes_ws[add_idx]])
+            order = np.concatenate([old_idx, add_idx])
+        else:
+            order = idx
+            self.L = sla.cholesky(Q[np.ix_(idx, idx)], lower=True, check_finite=False)
+            self.codes = codes_ws[idx]
+        z = sla.solve_triangular(self.L, np.ones(order.size), lower=True, check_finite=False)
+        xo = sla.solve_triangular(self.L, z, lower=True, trans="T", check_finite=False)
+        return order, xo
+
+
+def _bpp_nnqp(Q, alpha0, max_iter: int = 60, codes=None, cache=None):
     """Exact solution of the hard-margin restricted dual, the LCP α ≥ 0, g = Qα - 1 ≥ 0, αᵀg = 0, by
     block principal pivoting (Júdice & Pires 1994; Kim & Park 2011, Alg. 2 with Murty's backup rule),
-    warm-started from the free set {α0 > 0}. Dense Cholesky of Q_FF per pivot. Returns α or None when
-    it does not converge (singular Q_FF, too many pivots): the caller then falls back to Clarabel."""
+    warm-started from the free set {α0 > 0}. Cholesky of Q_FF per pivot (extended, not refactored, when
+    the free set only grows: ``cache``). Returns α or None when it does not converge (singular Q_FF, too
+    many pivots): the caller then falls back to Clarabel."""
     import scipy.linalg as sla
 
     m = Q.shape[0]
+    if codes is None:
+        codes = np.arange(m, dtype=np.int64)
+    if cache is None:
+        cache = _CholCache()
     F = alpha0 > 0
     if not F.any():
         F = np.ones(m, bool)
@@ -349,11 +400,13 @@ def _bpp_nnqp(Q, alpha0, max_iter: int = 60):
         x = np.zeros(m)
         if idx.size:
             try:
-                c = sla.cho_factor(Q[np.ix_(idx, idx)], check_finite=False)
-                x[idx] = sla.cho_solve(c, np.ones(idx.size), check_finite=False)
-            except (np.linalg.LinAlgError, sla.LinAlgError):
+                order, xo = cache.solve_ones(Q, codes, idx)
+                x[order] = xo
+            except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
+                cache.__init__()
                 return None
             if not np.all(np.isfinite(x)):
+                cache.__init__()
                 return None
         g = Q[:, idx] @ x[idx] - 1.0
         bad_f = F & (x < -1e-13 * max(1.0, float(np.abs(x).max())))
@@ -371,6 +424,7 @@ def _bpp_nnqp(Q, alpha0, max_iter: int = 60):
         else:
             j = np.flatnonzero(V).max()
             F[j] = ~F[j]
+    cache.__init__()
     return None
 
 
@@ -616,6 +670,7 @@ def _solve_working_set(H, y, K, C, tol, max_iter, init_size, verbose, max_second
     t_qp = t_pass = 0.0
     Q = None
     vmax_prev = np.inf
+    chol = _CholCache()
     new_mask = np.ones(ws_i.size, bool)
     for n_iter in range(1, max_iter + 1):
         Hs = H[ws_i]
@@ -632,7 +687,7 @@ def _solve_working_set(H, y, K, C, tol, max_iter, init_size, verbose, max_second
             if C is None:
                 # warm start: previous free set plus the pairs just added (they are violated)
                 a0 = np.ones(ws_i.size) if alpha.size != ws_i.size else np.where(new_mask, 1.0, alpha)
-                a = _bpp_nnqp(Q, a0)
+                a = _bpp_nnqp(Q, a0, codes=ws_i * K + ws_k, cache=chol)
             st = "Solved (BPP)"
             if a is None:
                 a, st = _solve_restricted_dual(Q, ws_i, C)
