@@ -60,16 +60,19 @@ def run(args) -> int:
         return 0
     results = R.run_suite(names, gdir)
     rows = [r for res in results for r in res.rows]
-    shown = [r for r in rows if not r.ok] if args.failures_only else rows
+    shown = [r for r in rows if not r.ok or r.label == "new"] if args.failures_only else rows
     if shown:
         print(R.format_table(shown))
     n_fail = sum(not r.ok for r in rows)
     bad = [res for res in results if not res.ok]
-    for res in bad:
-        print()
-        print(res.failure_report())
+    for res in results:
+        if not res.ok or res.new:
+            print()
+            print(res.failure_report())
     secs = sum(res.seconds for res in results)
+    n_new = sum(len(res.new) for res in results)
     print()
-    print(f"{len(results)} cases, {len(rows)} quantities: {len(rows) - n_fail} ok, {n_fail} failed; "
-          f"{len(bad)} case(s) failed ({', '.join(r.case for r in bad) or 'none'}); {secs:.1f} s")
+    print(f"{len(results)} cases, {len(rows)} quantities: {len(rows) - n_fail} ok ({n_new} new, not in the "
+          f"golden), {n_fail} failed; {len(bad)} case(s) failed ({', '.join(r.case for r in bad) or 'none'}); "
+          f"{secs:.1f} s")
     return 1 if bad else 0

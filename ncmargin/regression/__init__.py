@@ -65,6 +65,11 @@ class CaseResult:
         return [r for r in self.rows if not r.ok]
 
     @property
+    def new(self) -> list[Comparison]:
+        """Quantities computed now but absent from the golden (not failures; record with --update)."""
+        return [r for r in self.rows if r.label == "new"]
+
+    @property
     def ok(self) -> bool:
         return self.error is None and not self.failures
 
@@ -77,6 +82,10 @@ class CaseResult:
         if fails:
             lines.append(f"case {self.case}: {len(fails)} of {len(self.rows)} quantities outside tolerance:")
             lines.extend("  FAIL " + r.message() for r in fails)
+        if self.new:
+            lines.append(f"case {self.case}: {len(self.new)} new quantities not in the golden (not failures; "
+                         f"record them with `ncmargin regress --update --only {self.case}`): "
+                         + ", ".join(r.quantity for r in self.new))
         diff = version_changes(self.golden_versions)
         if lines and diff:
             lines.append("  versions changed since the golden: " + diff)
@@ -187,6 +196,7 @@ def update_case(name: str, golden_dir: Path | None = None, input_dir: Path | Non
                     changed.append(r)
             else:
                 r.label = "new" if q in now else "removed"
+                r.ok = True  # an update records it
                 changed.append(r)
     except (FileNotFoundError, ValueError):
         changed = compare_all(name, {}, now)

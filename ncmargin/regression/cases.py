@@ -438,16 +438,20 @@ _EXACT_LOG_KEYS = ("epoch", "saturated_f32", "train_acc", "test_acc", "nc4_ncc_m
 
 
 def case_train_digits(inputs: Path) -> dict[str, Quantity]:
-    from ncmargin.empirical.runs import list_checkpoints, load_checkpoint, read_log
+    from ncmargin.empirical.runs import list_checkpoints, load_checkpoint, read_config, read_log
     from ncmargin.empirical.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
         run = train("quick_digits", Path(tmp) / "run", overrides=TRAIN_OVERRIDES)
+        cfg = read_config(run)["config"]
         log = read_log(run)
         eps = list_checkpoints(run)
         last = eps[-1]
         tr, te = load_checkpoint(run, last, "train"), load_checkpoint(run, last, "test")
     q: dict[str, Quantity] = {"checkpoint_epochs": Quantity(np.asarray(eps), EXACT)}
+    # the resolved config (preset + overrides), key by key: a changed preset is named in the failure
+    for k, v in cfg.items():
+        q[f"config.{k}"] = Quantity(v, EXACT)
     for k in log[0]:
         if k in _TIMING_KEYS:
             continue

@@ -77,8 +77,10 @@ def test_compare_all_keeps_going_and_reports_new_and_missing():
     golden = {"a": (1.0, REL), "b": (2, C.EXACT), "gone": (3.0, REL)}
     now = {"a": Quantity(1.5, REL), "b": Quantity(3, C.EXACT), "new": Quantity(4.0, REL)}
     rows = compare_all("case", golden, now)
-    assert {r.quantity for r in rows} == {"a", "b", "gone", "new"}
-    assert not any(r.ok for r in rows)
+    by = {r.quantity: r for r in rows}
+    assert set(by) == {"a", "b", "gone", "new"}
+    assert not by["a"].ok and not by["b"].ok and not by["gone"].ok   # drift, drift, a number disappeared
+    assert by["new"].ok and by["new"].verdict == "new" and "--update" in by["new"].detail  # coverage gap
 
 
 def test_golden_roundtrip_and_torn_pair(tmp_path):
