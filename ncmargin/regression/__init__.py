@@ -146,7 +146,7 @@ def run_case(name: str, golden_dir: Path | None = None, input_dir: Path | None =
     try:
         golden, meta = load_golden(name, golden_dir)
         res.golden_versions = meta.get("versions")
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, KeyError) as exc:
         res.error = str(exc)
         res.seconds = time.perf_counter() - t0
         return res
