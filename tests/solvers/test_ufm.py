@@ -39,9 +39,26 @@ def test_unbalanced_has_certificate_without_closed_form():
     assert sol.W.shape[1] == sol.certificate["rank"]
 
 
-def test_bad_d_and_size():
+def test_bad_d_and_size():  # noqa: D103
     y = np.repeat(np.arange(4), 2)
     with pytest.raises(ValueError, match="d >= 3"):
         ufm_svm(y, d=2)
     with pytest.raises(ValueError, match="max_n"):
-        ufm_svm(np.repeat(np.arange(3), 10), max_n=20)
+        ufm_svm(np.repeat(np.arange(3), 10), max_n=20, reduce=False)
+
+
+def test_reduced_equals_full_program_unbalanced():
+    y = np.array([0, 0, 1, 1, 1, 2, 2, 0, 1])
+    red = ufm_svm(y)
+    full = ufm_svm(y, reduce=False)
+    assert red.certificate["reduced"] and not full.certificate["reduced"]
+    assert red.certificate["status"] == full.certificate["status"] == "optimal"
+    assert red.objective == pytest.approx(full.objective, rel=1e-6)
+
+
+def test_reduced_scales_to_many_samples():
+    K, n = 10, 500
+    sol = ufm_svm(np.repeat(np.arange(K), n))
+    c = sol.certificate
+    assert c["status"] == "optimal" and c["closed_form_rel_error"] < 1e-6
+    assert sol.H.shape == (K * n, K - 1)
