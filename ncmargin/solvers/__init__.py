@@ -11,4 +11,4 @@ Imports numpy/scipy/clarabel/cvxpy and ncmargin.theory only (never torch).
 from .svm import NotSeparableError, SVMSolution, multiclass_svm, svm_certificate
 from .ufm import UFMSolution, ufm_svm
 
-__all__ = ["multiclass_svm", "SVMSolution", "NotSeparableError", "svm_certificate", "ufm_svm", "UFMSolution"]
+__all__ = ["NotSeparableError", "SVMSolution", "UFMSolution", "multiclass_svm", "svm_certificate", "ufm_svm"]

@@ -90,7 +90,7 @@ def test_not_separable_raises():
 
 def test_degenerate_duplicates_singleton_class_and_d_gt_N():
     rng = np.random.default_rng(5)
-    d, K = 40, 4
+    d = 40
     H = rng.standard_normal((12, d))
     y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 1, 0])  # class 3 has a single sample; d > N
     H2 = np.vstack([H, H[:5]])  # exact duplicates (same rows and labels)

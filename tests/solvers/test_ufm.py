@@ -39,7 +39,7 @@ def test_unbalanced_has_certificate_without_closed_form():
     assert sol.W.shape[1] == sol.certificate["rank"]
 
 
-def test_bad_d_and_size():  # noqa: D103
+def test_bad_d_and_size():
     y = np.repeat(np.arange(4), 2)
     with pytest.raises(ValueError, match="d >= 3"):
         ufm_svm(y, d=2)
