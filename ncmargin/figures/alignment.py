@@ -85,7 +85,7 @@ def plot_alignment(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike,
             x = a_i - 0.12 + offsets[si % len(offsets)]
             if r.reached_tpt:
                 ax.plot(x, acc[k], linestyle="none", marker=style.marker(si), color=style.color(si),
-                        markersize=4, alpha=0.9)
+                        markersize=4, alpha=0.9, **style.POINT_EDGE)
             else:
                 ax.plot(x, acc[k], linestyle="none", marker="x", color="0.55", markersize=5)
             rows.append([a, "" if r.seed is None else r.seed, r.reached_tpt, acc[k], m, lo, hi])
@@ -104,7 +104,7 @@ def plot_alignment(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike,
     if st:
         ax.set_title(st, fontsize=7)
     handles = [Line2D([], [], linestyle="none", marker=style.marker(seed_idx[s]), color=style.color(seed_idx[s]),
-                      label=f"seed {s}") for s in seeds]
+                      label=f"seed {s}", **style.POINT_EDGE) for s in seeds]
     handles.append(Line2D([], [], color="0.1", marker="_", markersize=10, label="mean ± 95% CI"))
     if any(not r.reached_tpt for r in sweep.runs):
         handles.append(Line2D([], [], linestyle="none", marker="x", color="0.55",

@@ -41,8 +41,9 @@ TERM_NAMES = [
     (("confidence", "confidence_term", "delta_term"), "confidence log(2/δ)"),
 ]
 _RTOL = 1e-6
+# terms: sky blue, orange, yellow, pink; totals in panel (d) use blue, vermillion, green (no clash)
 TERM_COLORS = {"empirical margin loss": style.OKABE_ITO[4], "complexity (4K/γ)·R_N": style.OKABE_ITO[5],
-               "union over γ": style.OKABE_ITO[2], "confidence log(2/δ)": style.OKABE_ITO[3]}
+               "union over γ": style.OKABE_ITO[6], "confidence log(2/δ)": style.OKABE_ITO[3]}
 
 
 def bound_terms(terms: dict, where: str) -> tuple[list[tuple[str, str, float]], float, str]:

@@ -95,7 +95,8 @@ def plot_predictors(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike
         y = np.array([acc_by_run[id(r)] for r in inc])
         for r, xi, yi in zip(inc, x, y):
             ai = al_idx.get(r.alignment, 0)
-            ax.plot(xi, yi, linestyle="none", marker=style.marker(ai), color=style.color(ai), alpha=0.9)
+            ax.plot(xi, yi, linestyle="none", marker=style.marker(ai), color=style.color(ai), alpha=0.9,
+                    **style.POINT_EDGE)
             rows.append([pname, r.alignment, "" if r.seed is None else r.seed, xi, yi])
         fin = x[np.isfinite(x)]
         if fin.size and (fin > 0).all() and fin.max() / fin.min() > 100:
@@ -121,7 +122,7 @@ def plot_predictors(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     handles = [Line2D([], [], linestyle="none", marker=style.marker(i), color=style.color(i),
-                      label=f"alignment {a}") for a, i in al_idx.items()]
+                      label=f"alignment {a}", **style.POINT_EDGE) for a, i in al_idx.items()]
     style.legend_below(fig, handles, ncols=min(len(handles), 6))
     out_dir = Path(out_dir)
     png, pdf = style.save_figure(fig, out_dir, name)

@@ -28,6 +28,7 @@ __all__ = [
     "LINESTYLES",
     "MARKERS",
     "OKABE_ITO",
+    "POINT_EDGE",
     "PAGE_WIDTH",
     "RC",
     "Figure",
@@ -95,6 +96,10 @@ def linestyle(i: int) -> str:
 
 def marker(i: int) -> str:
     return MARKERS[i % len(MARKERS)]
+
+
+# Scatter points get a thin dark edge: the palette's yellow is otherwise faint on white.
+POINT_EDGE = {"markeredgecolor": "0.25", "markeredgewidth": 0.4}
 
 
 def styled(func):
@@ -176,8 +181,9 @@ def _plain(v: float) -> str:
 
 def log_axis(ax, axis: str = "y") -> None:
     """Log scale with readable tick labels: plain numbers (0.2, 1, 30) within [1e-3, 1e4) and 10^k
-    outside (10^k throughout when the axis spans 4 decades or more), instead of 2×10^-1; when the axis spans less than ~1.3 decades the minor ticks at 2, 3 and
-    5 are labelled too (otherwise a narrow log axis would show one label or none)."""
+    outside (10^k throughout when the axis spans 4 decades or more), instead of 2×10^-1; on a narrow
+    axis the minor ticks are labelled too (2, 3, 5 below 1.3 decades; 2, 5 below 2.2 decades), since
+    it would otherwise show one label or none."""
     from matplotlib import ticker
 
     getattr(ax, f"set_{axis}scale")("log")
@@ -189,8 +195,16 @@ def log_axis(ax, axis: str = "y") -> None:
         return sci(v, pos) if _decades(ax, axis) >= 4 else _plain(v)
 
     a.set_major_formatter(ticker.FuncFormatter(major))
-    a.set_minor_formatter(ticker.FuncFormatter(
-        lambda v, _: _plain(v) if _narrow(ax, axis) and f"{v:.0e}"[0] in "235" else ""))
+    def minor(v, pos):
+        dec = _decades(ax, axis)
+        lead = f"{v:.0e}"[0]
+        if dec < 1.3 and lead in "235":
+            return _plain(v)
+        if dec < 2.2 and lead in "25":
+            return _plain(v)
+        return ""
+
+    a.set_minor_formatter(ticker.FuncFormatter(minor))
 
 
 log_epoch_axis = log_axis  # epochs and steps: the same readable log axis
@@ -201,10 +215,6 @@ def _decades(ax, axis: str) -> float:
 
     lo, hi = getattr(ax, f"get_{axis}lim")()
     return math.log10(hi / lo) if lo > 0 and hi > 0 else math.inf
-
-
-def _narrow(ax, axis: str) -> bool:
-    return _decades(ax, axis) < 1.3
 
 
 def panel_label(ax, text: str) -> None:
