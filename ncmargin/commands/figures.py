@@ -4,9 +4,9 @@ from __future__ import annotations
 
 HELP = "draw every figure (PNG + PDF + CSV of the plotted numbers) from saved runs, verify or sweep results"
 EXAMPLE = """\
-ncmargin figures runs/quick --out figs          # a verify output dir: runs/, claim1a/, claim1b/, sweep/
+ncmargin figures results/quick                  # a verify output dir -> results/quick/figures
 ncmargin figures RUN_A RUN_B                     # run dirs; figures go to RUN_A/figures
-ncmargin figures OUT/sweep --out figs           # alignment sweep (sweep.json)"""
+ncmargin figures results/quick/sweep --out figs  # an alignment sweep (sweep.json)"""
 
 
 def add_arguments(p) -> None:
