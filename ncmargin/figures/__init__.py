@@ -12,6 +12,7 @@ caption)`` writing PNG + PDF + a CSV of exactly the numbers plotted:
     nc_metrics.plot_nc_metrics(runs, out)           NC1–NC4 vs epoch (Papyan et al. 2020 panels)
     alignment.plot_alignment(sweep, out)            claim 3: test accuracy across alignments (paper Fig. 4)
     predictors.plot_predictors(sweep, out)          claim 3: each predictor vs test accuracy, Spearman ρ
+    concentration.plot_concentration(sweep, out)    claim 3 premise: P(||μ̂−μ|| ≥ ε) vs n against the bound
 
 :func:`make_figures` finds what a set of paths holds (run directories, a ``verify`` output directory, a
 sweep directory) and draws every figure the data supports; file formats are read in ``data.py`` only.
@@ -31,7 +32,7 @@ log = logging.getLogger("ncmargin.figures")
 __all__ = ["FIGURE_NAMES", "INDEX_FILE", "FigureResult", "load_index", "make_figures", "write_index"]
 
 FIGURE_NAMES = ("terminal_phase", "pmin", "nc_metrics", "ce_svm_deep", "bound_<run>", "ce_svm_fixed",
-                "ce_svm_ufm", "alignment", "predictors")
+                "ce_svm_ufm", "alignment", "concentration", "predictors")
 
 
 def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: str | os.PathLike,
@@ -53,6 +54,7 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
     import numpy as np
 
     from .alignment import plot_alignment
+    from .concentration import plot_concentration
     from .bound import plot_bound
     from .ce_svm import plot_ce_svm_deep, plot_ce_svm_fixed, plot_ufm
     from .data import discover, read_claim1a, read_claim1b, read_run, read_sweep, run_labels
@@ -132,13 +134,18 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
             jobs.append((f"alignment{sfx}", lambda sw=sw, sfx=sfx: plot_alignment(sw, out_dir, name=f"alignment{sfx}")))
         else:
             skip(f"alignment{sfx}", f"{sw.path}: no run has a final test accuracy (none trained?)")
+        if sw.concentration:
+            jobs.append((f"concentration{sfx}",
+                         lambda sw=sw, sfx=sfx: plot_concentration(sw, out_dir, name=f"concentration{sfx}")))
+        else:
+            skip(f"concentration{sfx}", f"{sw.path}: no 'concentration' results in it")
         if any(r.predictors for r in sw.runs) and any(r.reached_tpt for r in sw.runs):
             jobs.append((f"predictors{sfx}",
                          lambda sw=sw, sfx=sfx: plot_predictors(sw, out_dir, name=f"predictors{sfx}")))
         else:
             skip(f"predictors{sfx}", f"{sw.path}: no predictors, or no run reached 100% train accuracy")
     if not sweeps:
-        skip("alignment, predictors", "no sweep.json among the inputs")
+        skip("alignment, concentration, predictors", "no sweep.json among the inputs")
 
     # 3. draw, each figure on its own
     results: list[FigureResult] = []

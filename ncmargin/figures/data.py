@@ -496,6 +496,10 @@ class Sweep:
     alignment_ids: list[str]
     stats: dict
     excluded: list
+    # concentration check (THEORY.md §5): {"fresh"|"trained": columns n, eps, empirical, stderr, bound,
+    # empirical_fresh, stderr_fresh (float64, NaN where absent)}; info: the *_info and settings entries
+    concentration: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    concentration_info: dict = field(default_factory=dict)
 
 
 def read_sweep(path: str | Path) -> Sweep:
@@ -531,7 +535,31 @@ def read_sweep(path: str | Path) -> Sweep:
         if r.alignment not in ids:
             ids.append(r.alignment)
     stats = obj.get("stats") if isinstance(obj.get("stats"), dict) else {}
-    return Sweep(path, runs, ids, stats, list(obj.get("excluded") or []))
+    conc, conc_info = _concentration(obj.get("concentration"), path)
+    return Sweep(path, runs, ids, stats, list(obj.get("excluded") or []), conc, conc_info)
+
+
+CONCENTRATION_KEYS = ("n", "eps", "empirical", "stderr", "bound", "empirical_fresh", "stderr_fresh")
+
+
+def _concentration(c: Any, path: Path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """sweep.json ``concentration``: optional; when present each of its ``fresh``/``trained`` lists needs
+    'n', 'eps' and 'empirical' per point (error names the file, the list and the point)."""
+    if c is None:
+        return {}, {}
+    if not isinstance(c, Mapping):
+        raise ValueError(f"{path}: 'concentration' must be an object with 'fresh'/'trained' lists; "
+                         f"rerun `ncmargin sweep`")
+    out = {}
+    for part in ("fresh", "trained"):
+        pts = c.get(part)
+        if not pts:
+            continue
+        recs = _records({part: pts}, Path(f"{path} [concentration]"), part, ["n", "eps", "empirical"],
+                        "rerun `ncmargin sweep`")
+        out[part] = {k: column(recs, k) for k in CONCENTRATION_KEYS}
+    info = {k: v for k, v in c.items() if k not in ("fresh", "trained")}
+    return out, info
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -146,7 +146,26 @@ def sweep_obj(n_align: int = 3, seeds=(0, 1, 2)) -> dict:
                                                      "runs": {"rho": 0.9, "p": 0.001, "ci_low": 0.7,
                                                               "ci_high": 1.0, "unit": "runs"}},
                           "alignment_score": {"rho": None, "p": None, "unit": "alignment means",
-                                              "runs": {"rho": None, "p": None, "unit": "runs"}}}}}
+                                              "runs": {"rho": None, "p": None, "unit": "runs"}}}},
+            "concentration": concentration_obj()}
+
+
+def concentration_obj() -> dict:
+    """sweep.json 'concentration' (THEORY.md §5 check): fresh and trained tables."""
+    def pts(trained: bool):
+        out = []
+        for n in (10, 40, 160):
+            for eps in (0.1, 0.4):
+                p = math.exp(-n * eps * eps / 2)
+                r = {"n": n, "eps": eps, "empirical": p, "stderr": math.sqrt(p * (1 - p) / 500),
+                     "bound": 4 * math.exp(-n * eps * eps / 8), "bound_holds": True, "nontrivial": False}
+                if trained:
+                    r.update(empirical=min(1.0, 2 * p), empirical_fresh=p, stderr_fresh=0.01)
+                out.append(r)
+        return out
+    return {"fresh": pts(False), "fresh_info": {"d": 2, "rho": 1.0}, "trained": pts(True),
+            "summary": {"fresh": {"points": 6, "held": 6, "nontrivial_points": 2, "held_nontrivial": 2},
+                        "trained": {"points": 6, "held": 5, "nontrivial_points": 2, "held_nontrivial": 1}}}
 
 
 def write_verify_dir(out: Path) -> Path:

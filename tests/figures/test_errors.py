@@ -80,6 +80,12 @@ def test_malformed_sweep_and_claim_files(tmp_path):
     p.write_text(json.dumps(obj))
     with pytest.raises(ValueError, match=r"sweep\.json: runs\[2\] is missing required key 'final_test_acc'"):
         read_sweep(tmp_path)
+    obj = sweep_obj()
+    del obj["concentration"]["trained"][1]["empirical"]
+    p.write_text(json.dumps(obj))
+    with pytest.raises(ValueError, match=r"sweep\.json \[concentration\]: trained\[1\] is missing required key "
+                                         r"'empirical'"):
+        read_sweep(tmp_path)
     c = claim1b_obj()
     del c["records"][0]["loss"]
     q = tmp_path / "claim1b" / "ufm.json"
@@ -116,6 +122,7 @@ def test_discover_verify_dir_and_labels(tmp_path):
 def test_cli_figures(tmp_path, capsys):
     (tmp_path / "sw").mkdir()
     obj = sweep_obj()
+    obj["concentration"] = None  # absent: skipped with its reason
     for r in obj["runs"]:
         r["predictors"] = {}  # no predictors: that figure is skipped with its reason
     (tmp_path / "sw" / "sweep.json").write_text(json.dumps(obj))
@@ -124,7 +131,7 @@ def test_cli_figures(tmp_path, capsys):
     for ext in ("png", "pdf", "csv"):
         assert (tmp_path / "sw" / "figures" / f"alignment.{ext}").is_file()
     assert not (tmp_path / "sw" / "figures" / "predictors.png").exists()
-    assert "1 figure(s)" in out and "predictors: skipped" in out
+    assert "1 figure(s)" in out and "predictors: skipped" in out and "concentration: skipped" in out
     assert main(["figures", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
 
@@ -135,7 +142,9 @@ def test_failing_figure_does_not_cost_the_others(tmp_path, monkeypatch):
     import ncmargin.figures.alignment as al
 
     (tmp_path / "sw").mkdir()
-    (tmp_path / "sw" / "sweep.json").write_text(json.dumps(sweep_obj()))
+    obj = sweep_obj()
+    obj["concentration"] = None
+    (tmp_path / "sw" / "sweep.json").write_text(json.dumps(obj))
 
     def boom(*a, **k):
         raise RuntimeError("drawing bug")

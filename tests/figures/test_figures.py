@@ -18,7 +18,7 @@ from scipy import stats
 from ncmargin.figures import make_figures
 from ncmargin.figures.base import read_csv
 
-from .fixtures import NC_KEYS, claim1a_obj, claim1b_obj, sweep_obj, write_verify_dir
+from .fixtures import NC_KEYS, claim1a_obj, claim1b_obj, concentration_obj, sweep_obj, write_verify_dir
 
 
 def _f(s: str) -> float:
@@ -41,7 +41,7 @@ def _log(run_dir: Path) -> list[dict]:
 def test_every_figure_is_written(drawn):
     _, res, skipped = drawn
     expected = {"terminal_phase", "pmin", "nc_metrics", "ce_svm_deep", "bound_digits_wd0",
-                "ce_svm_fixed", "ce_svm_ufm", "alignment", "predictors"}
+                "ce_svm_fixed", "ce_svm_ufm", "alignment", "concentration", "predictors"}
     assert set(res) == expected, (set(res), skipped)
     assert len(skipped) == 1 and "bound_digits_wd5e-4" in skipped[0] and "analysis.json" in skipped[0]
     for r in res.values():
@@ -211,3 +211,18 @@ def test_predictors_csv_and_rho(drawn):
             want = stats.spearmanr([x["predictors"][name] for x in inc],
                                    [x["final_test_acc"] for x in inc]).statistic
             assert rho == pytest.approx(want, rel=1e-12)
+
+
+def test_concentration_csv_equals_sweep(drawn):
+    _, res, _ = drawn
+    rows = read_csv(res["concentration"].csv)
+    c = concentration_obj()
+    for part in ("fresh", "trained"):
+        got = sorted((float(r["n"]), float(r["eps"]), _f(r["empirical"]), _f(r["stderr"]), _f(r["bound"]),
+                      _f(r["empirical_fresh_same_network"])) for r in rows if r["setting"] == part)
+        want = sorted((x["n"], x["eps"], x["empirical"], x["stderr"], x["bound"], x.get("empirical_fresh", math.nan))
+                      for x in c[part])
+        assert len(got) == len(want) == 6
+        for g, w in zip(got, want):
+            assert g[:5] == w[:5] and (g[5] == w[5] or (math.isnan(g[5]) and math.isnan(w[5])))
+    assert "trained: held at 5/6 points" in res["concentration"].caption
