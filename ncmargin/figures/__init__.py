@@ -54,9 +54,9 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
     import numpy as np
 
     from .alignment import plot_alignment
-    from .concentration import plot_concentration
     from .bound import plot_bound
     from .ce_svm import plot_ce_svm_deep, plot_ce_svm_fixed, plot_ufm
+    from .concentration import plot_concentration
     from .data import discover, read_claim1a, read_claim1b, read_run, read_sweep, run_labels
     from .nc_metrics import ALL_KEYS as nc_keys
     from .nc_metrics import plot_nc_metrics

@@ -10,8 +10,8 @@ plots what analysis.json holds: the terms stacked, the total, and the measured e
 from __future__ import annotations
 
 import math
-import re
 import os
+import re
 from pathlib import Path
 
 import numpy as np

@@ -28,8 +28,8 @@ __all__ = [
     "LINESTYLES",
     "MARKERS",
     "OKABE_ITO",
-    "POINT_EDGE",
     "PAGE_WIDTH",
+    "POINT_EDGE",
     "RC",
     "Figure",
     "color",
@@ -162,7 +162,7 @@ def mark_vacuous(ax, annotate: bool = True) -> None:
         return
     ax.annotate("vacuous above 1", xy=(0.0, 1.0), xycoords=("axes fraction", "data"), xytext=(3, -2),
                 textcoords="offset points", ha="left", va="top", fontsize=6.5, color="0.3",
-                bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.7))
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
 
 
 def _plain(v: float) -> str:
@@ -175,7 +175,7 @@ def _plain(v: float) -> str:
         return f"{v:g}"
     k = math.log10(v)
     if abs(k - round(k)) < 1e-9:
-        return f"$10^{{{int(round(k))}}}$"
+        return f"$10^{{{round(k)}}}$"
     return f"{v:.0e}"
 
 

@@ -169,14 +169,14 @@ def test_pmin_axis_cut_is_announced(tmp_path):
     (run / "log.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     r = read_run(run)
     run_labels([r])
-    fig, axes = style.new_figure()
+    _, axes = style.new_figure()
     ax = axes[0, 0]
     ax.plot(r.epochs, r.series("p_min"))
     note = _cut_deep_negatives(ax, [r], "p_min")
     assert "min -40 at epoch 3" in note
     assert ax.get_ylim()[0] == pytest.approx(-2.5)
-    fig2, axes2 = style.new_figure()
+    _, axes2 = style.new_figure()
     # normalized: min -3/11 at epoch 1 < -1.5 x max 2.5/22: cut too, and said
     assert "min -0.273 at epoch 1" in _cut_deep_negatives(axes2[0, 0], [r], "normalized_margin")
-    fig3, axes3 = style.new_figure()
+    _, axes3 = style.new_figure()
     assert _cut_deep_negatives(axes3[0, 0], [r], "loss") == ""  # never negative: nothing cut
