@@ -159,3 +159,17 @@ def test_benchmark_shape_medium():
     _ok(ws)
     ref = multiclass_svm(H, y, method="cvxpy")
     assert ws.objective == pytest.approx(ref.objective, rel=1e-6)
+
+
+@pytest.mark.parametrize("N,d,K,spread,noise", [
+    (400, 6, 12, 6.0, 0.5),    # K·d small: singular restricted Gram, pivoting falls back to Clarabel
+    (150, 200, 5, 3.0, 1.0),   # d > N: every sample can be a support vector
+])
+def test_working_set_matches_cvxpy_shapes(N, d, K, spread, noise):
+    H, y = separable(N, d, K, seed=7, spread=spread, noise=noise)
+    ws = multiclass_svm(H, y)
+    ref = multiclass_svm(H, y, method="cvxpy")
+    _ok(ws)
+    _ok(ref)
+    assert ws.objective == pytest.approx(ref.objective, rel=1e-6)
+    np.testing.assert_allclose(ws.W, ref.W, atol=1e-4 * max(1.0, np.abs(ref.W).max()))
