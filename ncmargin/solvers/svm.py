@@ -76,7 +76,8 @@ class SVMSolution:
     (w_{y_i} - max_{k≠y_i} w_k)·h_i + b terms, THEORY §2), normalized_margin p_min/(||W||_F max_i ||h_i||),
     duality_gap (relative, certified), kkt_residual, max_violation, support (sample indices with nonzero
     dual mass), support_pairs ((i, k) pairs with α_ik > 0), alpha (their multipliers), status, seconds,
-    method, n_iter (cutting-plane rounds), working_set_size, n_misclassified, C, bias.
+    method, n_iter (cutting-plane rounds), working_set_size, n_misclassified (samples with p_i ≤ 0, ties
+    counted as errors), C, bias, tol, gap_tol, info (upper_bound, per-round log, timings).
     """
 
     W: np.ndarray
