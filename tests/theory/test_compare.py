@@ -58,7 +58,7 @@ def test_margin_ratio_with_bias_uses_augmented_norm():
 
 
 def test_margin_ratio_against_solver_solution_with_and_without_bias():
-    solvers = pytest.importorskip("ncmargin.solvers")
+    from ncmargin import solvers
     rng = np.random.default_rng(3)
     K, d, n = 3, 4, 8
     M = simplex_etf(K, d, seed=1)
