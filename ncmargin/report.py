@@ -262,10 +262,11 @@ def _rel(p, base: Path) -> str:
 
 def render_report(out_dir: str | os.PathLike, doc: dict | None = None, figures=None) -> str:
     """The markdown of ``OUT/report.md`` from ``OUT/verdicts.json`` (or ``doc``) and the figures."""
+    from ncmargin.empirical.verify import load_plugins, read_verdicts
+
+    load_plugins()  # claim modules (e.g. claim 3) register their sections on import
     out_dir = Path(out_dir)
     if doc is None:
-        from ncmargin.empirical.verify import read_verdicts
-
         doc = read_verdicts(out_dir)
     verdicts = doc.get("verdicts", [])
     counts = {k: sum(v["verdict"] == k for v in verdicts) for k in ("pass", "fail", "inconclusive")}

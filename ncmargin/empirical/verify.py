@@ -58,6 +58,7 @@ __all__ = [
     "available_claims",
     "correlation_verdict",
     "list_verify_presets",
+    "load_plugins",
     "load_preset",
     "make_verdict",
     "read_verdicts",
@@ -100,7 +101,9 @@ def register_claim(claim_id: str, fn: Callable | None = None, *, title: str = ""
     return deco(fn) if fn is not None else deco
 
 
-def _load_plugins() -> list[str]:
+def load_plugins() -> list[str]:
+    """Import the modules of :data:`PLUGIN_MODULES` so their claims (and report sections) register
+    themselves; returns a note for each module that is not installed."""
     notes = []
     for mod in PLUGIN_MODULES:
         try:
@@ -113,9 +116,12 @@ def _load_plugins() -> list[str]:
     return notes
 
 
+_load_plugins = load_plugins  # the earlier private name
+
+
 def available_claims() -> list[str]:
     """Claim ids in run order (built-in 1a, 1b, 1c, 2 plus registered plugins)."""
-    _load_plugins()
+    load_plugins()
     return [c.claim_id for c in sorted(CLAIMS.values(), key=lambda c: (c.order, c.claim_id))]
 
 
