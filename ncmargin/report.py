@@ -74,6 +74,17 @@ def _table(header: list[str], rows: Iterable[list]) -> str:
     return "\n".join(lines)
 
 
+MAX_RUN_IDS = 3  # run ids shown per verdict in the report's table (verdicts.json keeps the full list)
+
+
+def _runs_cell(runs, most: int = MAX_RUN_IDS) -> str:
+    """The first ``most`` run ids, then ``… (+N more)`` (a claim-3 verdict names every run of a sweep)."""
+    runs = [str(r) for r in runs or []]
+    if len(runs) <= most:
+        return ", ".join(runs)
+    return ", ".join(runs[:most]) + f", … (+{len(runs) - most} more)"
+
+
 def _get(d, *path):
     for k in path:
         if not isinstance(d, dict) or k not in d or d[k] is None:
@@ -280,7 +291,7 @@ def render_report(out_dir: str | os.PathLike, doc: dict | None = None, figures=N
     L += ["## Verdicts", "", _table(
         ["claim", "id", "statement", "statistic", "value", "threshold", "verdict", "runs"],
         [[v["claim"], f"`{v['id']}`", v["statement"], v["statistic"], _fmt(v.get("value")),
-          _fmt(v.get("threshold")), _MARK.get(v["verdict"], v["verdict"]), ", ".join(v.get("runs") or [])]
+          _fmt(v.get("threshold")), _MARK.get(v["verdict"], v["verdict"]), _runs_cell(v.get("runs"))]
          for v in verdicts]), ""]
     figs = _figure_entries(out_dir, figures)
     by_claim: dict[str, list[dict]] = {}

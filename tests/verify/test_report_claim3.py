@@ -46,3 +46,20 @@ def test_report_command_alone_renders_claim3_section(tmp_path):
     # written only by the claim-3 plugin's section (ncmargin.empirical.alignment_sweep._report_section)
     assert "Sweep `sweep/sweep.json`: 4 alignments (perm) × 10 seeds, 40 runs, 0 excluded" in section
     assert "No statistics: fixture: no statistics" in section
+
+
+def test_verdict_table_shortens_long_run_lists(tmp_path):
+    import json
+
+    from ncmargin.report import MAX_RUN_IDS, _runs_cell, write_report
+
+    run_ids = _fixture(tmp_path)
+    text = write_report(tmp_path).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| 3 | `3.alignment_effect`"))
+    assert row.rstrip().endswith(f"| {', '.join(run_ids[:MAX_RUN_IDS])}, … (+{40 - MAX_RUN_IDS} more) |")
+    assert run_ids[MAX_RUN_IDS] not in row
+    # verdicts.json keeps every id
+    assert json.loads((tmp_path / "verdicts.json").read_text())["verdicts"][0]["runs"] == run_ids
+    # short lists are shown whole
+    assert _runs_cell(["a", "b", "c"]) == "a, b, c" and _runs_cell([]) == "" and _runs_cell(None) == ""
+    assert _runs_cell(["a", "b", "c", "d"]) == "a, b, c, … (+1 more)"
