@@ -47,3 +47,15 @@ def test_bad_arguments():
 def test_log_steps():
     s = log_steps(1000, 4)
     assert s == [0, 1, 10, 100, 1000]
+
+
+@pytest.mark.parametrize("step", ["gd", "loss_adaptive"])
+def test_no_tensor_to_scalar_warning(step):
+    """Scalars are read from detached tensors: no 'Converting a tensor with requires_grad=True to a scalar'
+    UserWarning (or any other warning) from the dynamics loop or the records."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        recs = ufm_dynamics(3, 4, 3, 30, lr=0.5, step=step, num_logs=5)
+    assert recs[-1]["step"] == 30 and all(isinstance(r["loss"], float) for r in recs)
