@@ -199,6 +199,15 @@ def _is_train_preset(path: Path) -> bool:
     return isinstance(obj, dict) and all(str(k).startswith("_") or k in _FIELDS for k in obj)
 
 
+def _owner_command(stem: str) -> str:
+    """Which command takes the non-training preset ``stem`` of ``ncmargin/configs``."""
+    if stem.startswith("sweep_"):
+        return f"it is a sweep preset: run `ncmargin sweep {stem}`"
+    if stem.startswith("verify_"):
+        return f"it is a verify preset: run `ncmargin verify --preset {stem[len('verify_'):]}`"
+    return "it belongs to another command, e.g. `ncmargin sweep` or `ncmargin verify --preset`"
+
+
 def list_presets() -> list[str]:
     """Training presets in ``ncmargin/configs``: the JSON files whose keys are all TrainConfig fields
     (the sweep/verify presets there belong to other commands and are left out)."""
@@ -235,9 +244,8 @@ def load_config(source: str | os.PathLike | dict | TrainConfig | None = None,
         if not isinstance(base, dict):
             raise ValueError(f"{path}: a config file must hold a JSON object of key: value pairs")
         if path.parent.resolve() == PRESET_DIR.resolve() and not _is_train_preset(path):
-            raise ValueError(f"preset {path.stem!r} is not a training config (it belongs to another command, "
-                             f"e.g. `ncmargin sweep` or `ncmargin verify`); training presets: "
-                             + ", ".join(list_presets()))
+            raise ValueError(f"preset {path.stem!r} is not a training config ({_owner_command(path.stem)}); "
+                             "training presets: " + ", ".join(list_presets()))
     base = {k: v for k, v in base.items() if not str(k).startswith("_")}
     cfg = TrainConfig(**{k: _convert(k, v) for k, v in base.items()})
     return apply_overrides(cfg, overrides)

@@ -57,6 +57,22 @@ def test_sweep_file_is_not_a_train_config():
             load_config(p.stem)
 
 
+def test_other_presets_name_their_command(capsys):
+    from ncmargin.cli import main
+
+    with pytest.raises(ValueError, match=r"sweep preset: run `ncmargin sweep sweep_quick`"):
+        load_config("sweep_quick")
+    with pytest.raises(ValueError, match=r"verify preset: run `ncmargin verify --preset quick`"):
+        load_config("verify_quick")
+    assert main(["train", "sweep_quick"]) == 2
+    assert "`ncmargin sweep sweep_quick`" in capsys.readouterr().err
+    # --list shows training presets only
+    assert main(["train", "--list"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("presets:") and "quick_digits" in first
+    assert "sweep_" not in first and "verify_" not in first
+
+
 def test_missing_config():
     with pytest.raises(FileNotFoundError, match="neither a JSON file nor a preset"):
         load_config("no_such_preset")
