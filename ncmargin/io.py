@@ -21,7 +21,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -34,6 +34,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_save_npz",
     "read_json",
+    "read_schema_json",
     "to_jsonable",
 ]
 
@@ -95,6 +96,21 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: malformed JSON ({exc}); regenerate it or delete it") from exc
+
+
+def read_schema_json(path: str | os.PathLike, schema: str, *, what: str, fix: str, name: str | None = None,
+                     check: Callable[[dict], bool] | None = None) -> tuple[Path, dict]:
+    """Read a JSON document tagged ``"schema": schema`` (``path`` itself, or ``path/name`` when ``path`` is a
+    directory and ``name`` is given) and return ``(file path, document)``. A document that is not an
+    object of that schema (or fails ``check``) raises ``ValueError("<file>: not <what> file of schema
+    ...; <fix>")``."""
+    p = Path(path)
+    if name is not None and p.is_dir():
+        p = p / name
+    doc = read_json(p)
+    if not isinstance(doc, dict) or doc.get("schema") != schema or (check is not None and not check(doc)):
+        raise ValueError(f"{p}: not {what} file of schema {schema!r}; {fix}")
+    return p, doc
 
 
 def atomic_save_npz(path: str | os.PathLike, compressed: bool = False, **arrays: Any) -> None:

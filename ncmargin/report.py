@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ncmargin.empirical.verify import _get
 from ncmargin.io import atomic_write_text, read_json
 
 __all__ = [
@@ -83,14 +84,6 @@ def _runs_cell(runs, most: int = MAX_RUN_IDS) -> str:
     if len(runs) <= most:
         return ", ".join(runs)
     return ", ".join(runs[:most]) + f", … (+{len(runs) - most} more)"
-
-
-def _get(d, *path):
-    for k in path:
-        if not isinstance(d, dict) or k not in d or d[k] is None:
-            return None
-        d = d[k]
-    return d
 
 
 def _read_optional(p: Path) -> tuple[Any, str | None]:

@@ -44,7 +44,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ncmargin.io import atomic_write_json, atomic_write_text, read_json
+from ncmargin.io import atomic_write_json, atomic_write_text, read_json, read_schema_json
 
 __all__ = [
     "SWEEP_SCHEMA", "PLAN_SCHEMA", "RULE", "omega_squared", "IGNORED_CONFIG_KEYS", "load_sweep_preset", "list_sweep_presets",
@@ -407,13 +407,9 @@ def collect_sweep(plan: dict, *, statistics: dict | None = None, concentration: 
 
 
 def read_sweep_json(path: str | os.PathLike) -> dict:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "sweep.json"
-    doc = read_json(p)
-    if not isinstance(doc, dict) or doc.get("schema") != SWEEP_SCHEMA:
-        raise ValueError(f"{p}: not a sweep file of schema {SWEEP_SCHEMA!r}; rerun `ncmargin sweep`")
-    return doc
+    """Read and check ``sweep.json`` (a sweep directory holding it or the file itself)."""
+    return read_schema_json(path, SWEEP_SCHEMA, what="a sweep", fix="rerun `ncmargin sweep`",
+                            name="sweep.json")[1]
 
 
 # ----------------------------------------------------------------------------------------- statistics

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ncmargin.io import atomic_write_json, load_features, read_json
+from ncmargin.io import atomic_write_json, load_features, read_json, read_schema_json
 
 __all__ = [
     "ANALYSIS_VERSION",
@@ -302,12 +302,8 @@ def _onset_from_log(run_dir: Path) -> int | None:
 
 def load_analysis(run_dir: str | os.PathLike) -> dict:
     """Read ``RUN/analysis.json`` and check its schema (errors name the file)."""
-    p = Path(run_dir) / "analysis.json"
-    data = read_json(p)
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ValueError(f"{p}: not an analysis file of schema {SCHEMA!r}; rerun `ncmargin analyze "
-                         f"{Path(run_dir)} --force`")
-    return data
+    return read_schema_json(Path(run_dir) / "analysis.json", SCHEMA, what="an analysis",
+                            fix=f"rerun `ncmargin analyze {Path(run_dir)} --force`")[1]
 
 
 def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: bool = False,

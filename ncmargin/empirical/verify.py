@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncmargin.io import atomic_write_json, read_json
+from ncmargin.io import atomic_write_json, read_json, read_schema_json
 
 __all__ = [
     "CLAIMS",
@@ -175,26 +175,34 @@ def _too_few(a, b, min_points: int, min_distinct: int, key: str) -> dict | None:
     return None
 
 
+def _rank_verdict(a, b, statistic: Callable[[np.ndarray, np.ndarray], dict], key: str, what: str, *,
+                  direction: int, alpha: float, min_points: int, min_distinct: int) -> tuple[str, dict]:
+    """The three-valued rule of the module docstring applied to the rank statistic ``statistic(a, b)[key]``
+    over the pairs where both series are finite; ``what`` names it in the constant-series reason."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    few = _too_few(a, b, min_points, min_distinct, key)
+    if few is not None:
+        return "inconclusive", few
+    st = statistic(a, b)
+    r, p = st[key], st["p_value"]
+    if not math.isfinite(r):
+        return "inconclusive", {**st, "reason": f"a series is constant: no rank {what}"}
+    if r * direction <= 0:
+        return "fail", st
+    return ("pass" if p < alpha else "inconclusive"), st
+
+
 def trend_verdict(values, times, *, direction: int, alpha: float, min_points: int = 5,
                   min_distinct: int = 3) -> tuple[str, dict]:
     """Kendall tau-b of ``values`` against ``times`` (ncmargin.theory.stats.kendall_trend) judged by the
     three-valued rule of the module docstring; ``direction`` +1 (increase predicted) or -1."""
     from ncmargin.theory.stats import kendall_trend
 
-    v = np.asarray(values, dtype=np.float64)
-    t = np.asarray(times, dtype=np.float64)
-    ok = np.isfinite(v) & np.isfinite(t)
-    v, t = v[ok], t[ok]
-    few = _too_few(v, t, min_points, min_distinct, "tau")
-    if few is not None:
-        return "inconclusive", few
-    st = kendall_trend(v, t)
-    tau, p = st["tau"], st["p_value"]
-    if not math.isfinite(tau):
-        return "inconclusive", {**st, "reason": "a series is constant: no rank trend"}
-    if tau * direction <= 0:
-        return "fail", st
-    return ("pass" if p < alpha else "inconclusive"), st
+    return _rank_verdict(values, times, kendall_trend, "tau", "trend", direction=direction, alpha=alpha,
+                         min_points=min_points, min_distinct=min_distinct)
 
 
 def correlation_verdict(x, y, *, alpha: float, min_points: int = 5, direction: int = 1,
@@ -202,20 +210,8 @@ def correlation_verdict(x, y, *, alpha: float, min_points: int = 5, direction: i
     """Spearman rho of ``x`` with ``y`` (ncmargin.theory.stats.spearman), same three-valued rule."""
     from ncmargin.theory.stats import spearman
 
-    a = np.asarray(x, dtype=np.float64)
-    b = np.asarray(y, dtype=np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    a, b = a[ok], b[ok]
-    few = _too_few(a, b, min_points, min_distinct, "rho")
-    if few is not None:
-        return "inconclusive", few
-    st = spearman(a, b)
-    rho, p = st["rho"], st["p_value"]
-    if not math.isfinite(rho):
-        return "inconclusive", {**st, "reason": "a series is constant: no rank correlation"}
-    if rho * direction <= 0:
-        return "fail", st
-    return ("pass" if p < alpha else "inconclusive"), st
+    return _rank_verdict(x, y, spearman, "rho", "correlation", direction=direction, alpha=alpha,
+                         min_points=min_points, min_distinct=min_distinct)
 
 
 def _rule(s: dict) -> dict:
@@ -224,6 +220,8 @@ def _rule(s: dict) -> dict:
 
 
 def _get(d, *path):
+    """``d[path[0]][path[1]]...``, or None where a key is missing, a value is None or not a dict
+    (also used by ncmargin.report)."""
     for k in path:
         if not isinstance(d, dict) or k not in d or d[k] is None:
             return None
@@ -598,26 +596,23 @@ class VerifyContext:
 
 # ------------------------------------------------------------------------------------------ claims
 
-@register_claim("1c", title="CE -> SVM on deep-network features", order=30)
-def claim_1c(out_dir: Path, preset: dict, ctx: VerifyContext) -> list[dict]:
-    s = preset.get("claim1c", {})
+def _per_run_claim(preset: dict, ctx: VerifyContext, section: str, verdicts_fn) -> list[dict]:
+    """``verdicts_fn(analysis, settings, label=run)`` over the runs of ``preset[section]["runs"]`` (default:
+    every run of the preset), training and analysing them as needed."""
+    s = preset.get(section, {})
     names = s.get("runs") or list(preset["runs"])
     ctx.ensure_runs(names)
-    out = []
-    for name in names:
-        out += verdicts_1c(ctx.analysis(name), s, label=name)
-    return out
+    return [v for name in names for v in verdicts_fn(ctx.analysis(name), s, label=name)]
+
+
+@register_claim("1c", title="CE -> SVM on deep-network features", order=30)
+def claim_1c(out_dir: Path, preset: dict, ctx: VerifyContext) -> list[dict]:
+    return _per_run_claim(preset, ctx, "claim1c", verdicts_1c)
 
 
 @register_claim("2", title="the margin bound and the test error", order=40)
 def claim_2(out_dir: Path, preset: dict, ctx: VerifyContext) -> list[dict]:
-    s = preset.get("claim2", {})
-    names = s.get("runs") or list(preset["runs"])
-    ctx.ensure_runs(names)
-    out = []
-    for name in names:
-        out += verdicts_2(ctx.analysis(name), s, label=name)
-    return out
+    return _per_run_claim(preset, ctx, "claim2", verdicts_2)
 
 
 def _synthetic_features(spec: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -777,12 +772,8 @@ def write_verdicts(out_dir: str | os.PathLike, verdicts: list[dict], *, preset: 
 
 def read_verdicts(path: str | os.PathLike) -> dict:
     """Read and check ``verdicts.json`` (a directory holding it or the file itself)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "verdicts.json"
-    doc = read_json(p)
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("verdicts"), list):
-        raise ValueError(f"{p}: not a verdicts file of schema {SCHEMA!r}; rerun `ncmargin verify`")
+    p, doc = read_schema_json(path, SCHEMA, what="a verdicts", fix="rerun `ncmargin verify`",
+                              name="verdicts.json", check=lambda d: isinstance(d.get("verdicts"), list))
     for i, v in enumerate(doc["verdicts"]):
         for k in ("claim", "id", "statement", "statistic", "value", "threshold", "verdict", "runs"):
             if k not in v:

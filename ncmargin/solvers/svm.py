@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ncmargin.theory.checks import check_features
+from ncmargin.theory.checks import check_features, row_slices
 
 __all__ = ["NotSeparableError", "SVMSolution", "multiclass_svm", "svm_certificate"]
 
@@ -140,12 +140,6 @@ class SVMSolution:
 # full-problem quantities (chunked)
 
 
-def _row_chunks(N: int, K: int):
-    step = max(1, _CHUNK_ELEMS // max(K, 1))
-    for s in range(0, N, step):
-        yield s, min(N, s + step)
-
-
 def _pair_violations(H, y, W, xi_ws, ws_i=None, ws_k=None, per_sample: int = 1, floor: float = -np.inf):
     """One pass over the data with H @ W.T (chunked).
 
@@ -163,7 +157,8 @@ def _pair_violations(H, y, W, xi_ws, ws_i=None, ws_k=None, per_sample: int = 1, 
     if ws_i is not None and ws_i.size:
         order = np.argsort(ws_i, kind="stable")
         wi, wk = ws_i[order], ws_k[order]
-    for s, e in _row_chunks(N, K):
+    for sl in row_slices(N, K, _CHUNK_ELEMS):
+        s, e = sl.start, sl.stop
         S = H[s:e] @ W.T
         r = np.arange(e - s)
         yc = y[s:e]

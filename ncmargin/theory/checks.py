@@ -1,4 +1,4 @@
-"""Input validation shared by the theory functions.
+"""Input validation (and row blocking) shared by the theory functions.
 
 Every validator returns float64 / int64 copies (or views when no conversion is needed) and raises
 ``ValueError`` whose message names the problem *and* how to fix it (DESIGN.md, Conventions).
@@ -11,7 +11,17 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_features", "check_classifier", "check_matrix", "check_num_classes"]
+__all__ = ["check_features", "check_classifier", "check_matrix", "check_num_classes", "row_slices"]
+
+ROW_BLOCK_ELEMS = 1 << 22  # float64 elements of one row-block temporary (32 MiB)
+
+
+def row_slices(N: int, width: int, budget: int = ROW_BLOCK_ELEMS):
+    """Slices of ``range(N)`` with at most ``budget // width`` rows each (at least one row): row blocks
+    whose (rows x width) float64 temporaries stay within ``budget`` elements."""
+    step = max(1, budget // max(width, 1))
+    for start in range(0, N, step):
+        yield slice(start, min(N, start + step))
 
 _MAX_LISTED = 10  # how many offending values/classes an error message lists
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_classifier, check_features, check_matrix
+from .checks import check_classifier, check_features, check_matrix, row_slices
 
 __all__ = [
     "logits",
@@ -24,13 +24,7 @@ __all__ = [
     "log_expm1",
 ]
 
-_CHUNK_ELEMS = 1 << 22  # float64 elements per N x K temporary (32 MiB)
-
-
-def _chunks(N: int, K: int):
-    step = max(1, _CHUNK_ELEMS // max(K, 1))
-    for start in range(0, N, step):
-        yield slice(start, min(N, start + step))
+_CHUNK_ELEMS = 1 << 22  # float64 elements per N x K temporary (32 MiB); read at call time (tests shrink it)
 
 
 def _prepare(H, y, W, b):
@@ -74,7 +68,7 @@ def margins(H, y, W, b=None) -> np.ndarray:
     Sec. 3). p_i > 0 iff sample i is classified correctly with no tie."""
     H, y, W, b, K = _prepare(H, y, W, b)
     out = np.empty(H.shape[0], dtype=np.float64)
-    for sl in _chunks(H.shape[0], K):
+    for sl in row_slices(H.shape[0], K, _CHUNK_ELEMS):
         out[sl] = _margin_chunk(_logits(H[sl], W, b), y[sl])
     return out
 
@@ -90,7 +84,7 @@ def pairwise_margins(H, y, W, b=None) -> np.ndarray:
     are NaN (the minimum over an empty set is undefined here)."""
     H, y, W, b, K = _prepare(H, y, W, b)
     gamma = np.full((K, K), np.inf)
-    for sl in _chunks(H.shape[0], K):
+    for sl in row_slices(H.shape[0], K, _CHUNK_ELEMS):
         Z = _logits(H[sl], W, b)
         yc = y[sl]
         D = Z[np.arange(Z.shape[0]), yc][:, None] - Z  # (w_{y_i} - w_k) . h_i (+ b terms)
@@ -168,7 +162,7 @@ def ce_loss(H, y, W, b=None, reduction: str = "mean"):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}.")
     H, y, W, b, K = _prepare(H, y, W, b)
     out = np.empty(H.shape[0], dtype=np.float64)
-    for sl in _chunks(H.shape[0], K):
+    for sl in row_slices(H.shape[0], K, _CHUNK_ELEMS):
         out[sl] = _ce_chunk(_logits(H[sl], W, b), y[sl])
     if reduction == "none":
         return out

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse
 import scipy.spatial.distance
 
-from .checks import check_classifier, check_features, check_num_classes
+from .checks import check_classifier, check_features, check_num_classes, row_slices
 
 __all__ = [
     "class_means",
@@ -39,13 +39,6 @@ __all__ = [
     "NCAccumulator",
 ]
 
-_ROW_BLOCK_ELEMS = 1 << 22  # float64 elements of a row block temporary (32 MiB)
-
-
-def _row_blocks(N: int, d: int):
-    step = max(1, _ROW_BLOCK_ELEMS // max(d, 1))
-    for start in range(0, N, step):
-        yield slice(start, min(N, start + step))
 
 
 def _gram(R: np.ndarray) -> np.ndarray:
@@ -83,7 +76,7 @@ def scatter_matrices(H, y, K=None):
     mu_G = H.mean(axis=0)
     S_T = np.zeros((d, d))
     S_W = np.zeros((d, d))
-    for sl in _row_blocks(N, d):
+    for sl in row_slices(N, d):
         S_T += _gram(np.ascontiguousarray(H[sl] - mu_G))
         S_W += _gram(np.ascontiguousarray(H[sl] - means[y[sl]]))
     Mc = means - mu_G
@@ -133,7 +126,7 @@ class NCAccumulator:
         if H.shape[1] != self.d:
             raise ValueError(f"chunk has feature dimension {H.shape[1]} but the accumulator was built "
                              f"with d = {self.d}; pass chunks of the same width.")
-        for sl in _row_blocks(H.shape[0], self.d):
+        for sl in row_slices(H.shape[0], self.d):
             self._update_block(H[sl], y[sl])
         return self
 
@@ -256,7 +249,7 @@ def _ncc_mismatch_count(H, y, means, W, b) -> int:
     Mc = means - center
     sq = np.sum(Mc * Mc, axis=1)
     count = 0
-    for sl in _row_blocks(H.shape[0], max(means.shape[0], means.shape[1])):
+    for sl in row_slices(H.shape[0], max(means.shape[0], means.shape[1])):
         Hb = H[sl]
         ncc = np.argmin(sq[None, :] - 2.0 * (Hb - center) @ Mc.T, axis=1)
         Z = Hb @ W.T

@@ -55,6 +55,15 @@ def _paired(x, y, nx: str, ny: str, min_n: int = 3) -> tuple[np.ndarray, np.ndar
     return a, b
 
 
+def _rank_statistic(test: Callable, a: np.ndarray, b: np.ndarray, key: str) -> dict[str, Any]:
+    """``{key: statistic, "p_value", "n"}`` of the scipy rank test ``test(a, b)`` (two-sided); NaN
+    statistic and p-value when either (validated, paired) series is constant."""
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return {key: float("nan"), "p_value": float("nan"), "n": int(a.size)}
+    res = test(a, b)
+    return {key: float(res.statistic), "p_value": float(res.pvalue), "n": int(a.size)}
+
+
 def kendall_trend(values, times) -> dict[str, Any]:
     """Kendall's tau-b of ``values`` against ``times`` (a monotone trend test).
 
@@ -63,10 +72,7 @@ def kendall_trend(values, times) -> dict[str, Any]:
     is undefined and returned as NaN with p_value NaN.
     """
     v, t = _paired(values, times, "values", "times")
-    if np.ptp(v) == 0 or np.ptp(t) == 0:
-        return {"tau": float("nan"), "p_value": float("nan"), "n": int(v.size)}
-    res = _st.kendalltau(t, v)
-    return {"tau": float(res.statistic), "p_value": float(res.pvalue), "n": int(v.size)}
+    return _rank_statistic(_st.kendalltau, t, v, "tau")
 
 
 def spearman(x, y) -> dict[str, Any]:
@@ -75,10 +81,7 @@ def spearman(x, y) -> dict[str, Any]:
     NaN rho (and p) when either input is constant.
     """
     a, b = _paired(x, y, "x", "y")
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return {"rho": float("nan"), "p_value": float("nan"), "n": int(a.size)}
-    res = _st.spearmanr(a, b)
-    return {"rho": float(res.statistic), "p_value": float(res.pvalue), "n": int(a.size)}
+    return _rank_statistic(_st.spearmanr, a, b, "rho")
 
 
 def fit_inverse_log(t, angle) -> dict[str, Any]:
