@@ -6,8 +6,10 @@ Feature file (DESIGN.md): ``.npz`` with
     classifier  (K, d) float       optional, PyTorch ``Linear.weight`` layout
     bias        (K,)   float       optional
     split       str               optional, "train" or "test"
-Extra arrays are allowed and kept (the trainer stores both splits in one file with the
-prefixes ``train_``/``test_``; :func:`load_features` takes ``split=`` to pick one).
+Extra arrays are allowed and kept. The trainer stores the train split as ``features``/``labels``
+(``split="train"``) and the test split once more as ``test_features``/``test_labels``;
+:func:`load_features` takes ``split=`` to pick one: ``<split>_features`` if present, else the plain
+arrays when the file's ``split`` matches (or is absent).
 
 Writes are atomic: a temporary file in the same directory, fsync, then ``os.replace``,
 so an interrupted write never leaves a half-written file under the final name.
@@ -151,7 +153,7 @@ def save_features(path: str | os.PathLike, features, labels, classifier=None, bi
 
 
 def load_features(path: str | os.PathLike, split: str | None = None) -> FeatureSet:
-    """Read a feature file; with ``split="train"``/``"test"`` read the ``train_``/``test_`` arrays.
+    """Read a feature file; with ``split="train"``/``"test"`` read that split (see the module docstring).
 
     Errors name the file and what is wrong (missing array, wrong shape, non-integer labels).
     """
@@ -171,6 +173,10 @@ def load_features(path: str | os.PathLike, split: str | None = None) -> FeatureS
             elif "features" not in keys:
                 raise ValueError(f"{path}: has no '{split}_features' nor 'features' array "
                                  f"(arrays present: {sorted(keys)})")
+            elif "split" in keys and str(data["split"]) != split:
+                # the plain arrays hold another split: never hand them out under the wrong name
+                raise ValueError(f"{path}: asked for split '{split}', but 'features' holds split "
+                                 f"'{str(data['split'])}' and there is no '{split}_features' array")
         for name in ("features", "labels"):
             if pre + name not in keys:
                 raise ValueError(f"{path}: missing array '{pre + name}' (arrays present: {sorted(keys)}); "

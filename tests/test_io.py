@@ -62,3 +62,18 @@ def test_read_schema_json(tmp_path):
                          check=lambda d: isinstance(d.get("items"), dict))
     with pytest.raises(FileNotFoundError):
         read_schema_json(tmp_path / "missing.json", "s/1", what="a doc", fix="rerun X")
+
+
+def test_plain_arrays_serve_their_own_split_only(tmp_path):
+    """The trainer's layout: train split as plain `features` (split="train"), test split prefixed."""
+    rng = np.random.default_rng(1)
+    Htr, Hte = rng.normal(size=(5, 2)), rng.normal(size=(3, 2))
+    path = tmp_path / "ckpt.npz"
+    save_features(path, Htr, [0, 1, 0, 1, 0], split="train", test_features=Hte, test_labels=np.array([1, 0, 1]))
+    tr = load_features(path, split="train")
+    assert tr.split == "train" and np.array_equal(tr.features, Htr)
+    assert np.array_equal(load_features(path, split="test").features, Hte)
+    only_test = tmp_path / "test_only.npz"
+    save_features(only_test, Hte, [1, 0, 1], split="test")
+    with pytest.raises(ValueError, match="holds split 'test'"):
+        load_features(only_test, split="train")

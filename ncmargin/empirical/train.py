@@ -421,7 +421,7 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         ytr, yte = data.y_train.cpu().numpy(), data.y_test.cpu().numpy()
         extra = {} if b is None else {"bias": b}
         atomic_save_npz(ckpt_dir / f"epoch_{epoch:04d}.npz", features=H_tr, labels=ytr, split=np.asarray("train"),
-                        train_features=H_tr, train_labels=ytr, test_features=H_te, test_labels=yte,
+                        test_features=H_te, test_labels=yte,
                         classifier=W, epoch=np.asarray(epoch),
                         onset_epoch=np.asarray(-1 if onset is None else onset), **extra)
         with atomic_path(ckpt_dir / f"model_{epoch:04d}.pt") as tmp:

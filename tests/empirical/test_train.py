@@ -66,7 +66,7 @@ def test_accuracy_and_margin_recomputed_from_checkpoint_files(quick_run):
         plain = load_features(path)
         assert plain.split == "train" and np.array_equal(plain.features, fs.features)
         with np.load(path) as d:
-            assert int(d["epoch"]) == ep and d["train_features"].dtype == np.float32
+            assert int(d["epoch"]) == ep and d["features"].dtype == np.float32 and "train_features" not in d.files
 
 
 def test_loss_is_float64_and_tracks_float32_saturation(quick_run):
@@ -94,7 +94,7 @@ def test_kill_and_resume_reproduces_the_log(tmp_path):
     for ep in list_checkpoints(full):
         with np.load(full / "checkpoints" / f"epoch_{ep:04d}.npz") as x, \
                 np.load(part / "checkpoints" / f"epoch_{ep:04d}.npz") as y:
-            assert np.array_equal(x["train_features"], y["train_features"])
+            assert np.array_equal(x["features"], y["features"])
     with pytest.raises(ValueError, match="already holds a run"):
         train(None, full, overrides=TINY)
     with pytest.raises(ValueError, match=r"differs from the stored run in \['lr'\]"):
