@@ -2,7 +2,7 @@
 final test accuracy, one point per run, Spearman's rank correlation ρ in the panel title.
 
 ρ and its p-value are taken from sweep.json's ``stats.predictor_correlations`` when present (they may
-carry a bootstrap interval, shown too); otherwise computed here with scipy.stats.spearmanr over the runs
+carry a bootstrap interval, shown too); otherwise computed here with ncmargin.theory.stats.spearman over the runs
 that reached 100% train accuracy."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.lines import Line2D
-from scipy import stats
+from ncmargin.theory.stats import spearman
 
 from . import style
 from .base import FigureResult, fmt_num, to_percent, write_csv
@@ -40,7 +40,8 @@ def _from_file(d) -> tuple[float, float, float, float]:
 
 def _corr(sweep: Sweep, name: str, x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float, str]:
     """Spearman ρ across the plotted runs: sweep.json's per-run entry (``[name]["runs"]``, or the entry
-    itself when it says its unit is runs or gives none) when present, else scipy.stats.spearmanr."""
+    itself when it says its unit is runs or gives none) when present, else ncmargin.theory.stats.spearman
+    (exact permutation p-value at small n)."""
     pc = sweep.stats.get("predictor_correlations")
     d = pc.get(name) if isinstance(pc, dict) else None
     if isinstance(d, dict):
@@ -51,8 +52,8 @@ def _corr(sweep: Sweep, name: str, x: np.ndarray, y: np.ndarray) -> tuple[float,
     m = np.isfinite(x) & np.isfinite(y)
     if m.sum() < 3 or np.ptp(x[m]) == 0 or np.ptp(y[m]) == 0:
         return math.nan, math.nan, math.nan, math.nan, "too few distinct values"
-    res = stats.spearmanr(x[m], y[m])
-    return float(res.statistic), float(res.pvalue), math.nan, math.nan, "computed here"
+    res = spearman(x[m], y[m])
+    return float(res["rho"]), float(res["p_value"]), math.nan, math.nan, "computed here"
 
 
 def _alignment_level(sweep: Sweep, name: str) -> str:

@@ -155,3 +155,18 @@ def test_bootstrap_ci_of_mean_covers_and_is_reproducible():
     assert c["low"] == pytest.approx(1.0) and c["high"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="first axis"):
         bootstrap_ci(np.mean, x, y[:5])
+
+
+def test_spearman_exact_p_small_n():
+    """Perfect rank agreement at n=4: exact two-sided p = 2/4! (scipy's t approximation says 0)."""
+    from ncmargin.theory.stats import spearman
+
+    st = spearman([1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0])
+    assert st["rho"] == pytest.approx(1.0) and st["p_value"] == pytest.approx(2 / 24)
+    assert st["p_method"] == "exact permutation"
+    # n=5, rho=0.9: pairings with |rho| >= 0.9 are the identity, the reversal and the 4+4 one-swap
+    # neighbours of each (rho = 1 - 6*2/120 = 0.9 for an adjacent swap): 10 of 120.
+    st5 = spearman([1, 2, 3, 4, 5], [1, 2, 3, 5, 4])
+    assert st5["rho"] == pytest.approx(0.9) and st5["p_value"] == pytest.approx(10 / 120)
+    big = spearman(np.arange(12.0), np.arange(12.0) ** 2)
+    assert big["p_method"].startswith("t approximation")
