@@ -116,6 +116,25 @@ def _check_schema(obj: Mapping, path: Path, prefix: str) -> None:
                          f"this is not the file a figure of this kind reads")
 
 
+def _open_doc(path: str | Path, name: str | Path, schema_prefix: str, *, missing: str, fix: str,
+              require_object: bool = True) -> tuple[Path, Any]:
+    """Resolve ``path`` (a file, or a directory holding ``name``, or ``name``'s last part), check that it
+    exists (``missing``: what writes it; ``{dir}`` is replaced by the file's folder), read it and check its
+    schema prefix. ``require_object``: the document must be a JSON object, else a bare list is allowed."""
+    path = Path(path)
+    if path.is_dir():
+        name = Path(name)
+        path = path / name if (path / name).is_file() or name.parent == Path(".") else path / name.name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; {missing.format(dir=path.parent)}")
+    obj = read_json(path)
+    if require_object and not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object; {fix}")
+    if isinstance(obj, Mapping):
+        _check_schema(obj, path, schema_prefix)
+    return path, obj
+
+
 def _records(obj: Any, path: Path, key: str, required_fields: Iterable[str], fix: str) -> list[dict]:
     recs = _require(obj, key, str(path), fix)
     if not isinstance(recs, list) or not recs:
@@ -218,16 +237,9 @@ class Analysis:
 
 def read_analysis(path: str | Path) -> Analysis:
     """RUN/analysis.json: required top-level 'checkpoints' (each with 'epoch'); the rest optional."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / ANALYSIS_FILE
     fix = "rerun `ncmargin analyze RUN` to rewrite it"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; run `ncmargin analyze {path.parent}` first")
-    obj = read_json(path)
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a JSON object; {fix}")
-    _check_schema(obj, path, "ncmargin.analysis")
+    path, obj = _open_doc(path, ANALYSIS_FILE, "ncmargin.analysis", missing="run `ncmargin analyze {dir}` first",
+                          fix=fix)
     cps = _records(obj, path, "checkpoints", ["epoch"], fix)
     cps = sorted(cps, key=lambda c: as_float(c["epoch"]))
     onset = obj.get("onset_epoch")
@@ -433,13 +445,8 @@ class Claim1b:
 def read_claim1a(path: str | Path) -> Claim1a:
     """Claim-1a records (fixed-feature GD): per recorded step 'step' and 'angle_deg' required;
     'margin_ratio', 'loss', 'p_min', 'normalized_margin' optional; top-level fit info optional."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CLAIM1A_FILE if (path / CLAIM1A_FILE).is_file() else path / CLAIM1A_FILE.name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; `ncmargin verify --claims 1a` writes it")
-    obj = read_json(path)
-    _check_schema(obj, path, "ncmargin.claim1a") if isinstance(obj, Mapping) else None
+    path, obj = _open_doc(path, CLAIM1A_FILE, "ncmargin.claim1a", missing="`ncmargin verify --claims 1a` writes it",
+                          fix="", require_object=False)
     return Claim1a(path, _trajectories(obj, path, ["step", "angle_deg"],
                                        "rerun `ncmargin verify --claims 1a` to rewrite it"))
 
@@ -447,13 +454,8 @@ def read_claim1a(path: str | Path) -> Claim1a:
 def read_claim1b(path: str | Path) -> Claim1b:
     """Claim-1b records (UFM GD): per recorded step 'step' and 'loss' required; 'p_min', the normalized
     margin, sandwich bounds and NC metrics optional; the certified optimum at the top level (optional)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CLAIM1B_FILE if (path / CLAIM1B_FILE).is_file() else path / CLAIM1B_FILE.name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; `ncmargin verify --claims 1b` writes it")
-    obj = read_json(path)
-    _check_schema(obj, path, "ncmargin.claim1b") if isinstance(obj, Mapping) else None
+    path, obj = _open_doc(path, CLAIM1B_FILE, "ncmargin.claim1b", missing="`ncmargin verify --claims 1b` writes it",
+                          fix="", require_object=False)
     return Claim1b(path, _trajectories(obj, path, ["step", "loss"],
                                        "rerun `ncmargin verify --claims 1b` to rewrite it"))
 
@@ -505,16 +507,8 @@ class Sweep:
 def read_sweep(path: str | Path) -> Sweep:
     """sweep/sweep.json (schema ncmargin.sweep/1): 'runs' with 'alignment' and 'final_test_acc'
     required per run; seed, reached_tpt (default true), predictors and stats optional."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / SWEEP_FILE
     fix = "rerun `ncmargin sweep` (or `ncmargin verify --claims 3`) to rewrite it"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; `ncmargin sweep` writes it")
-    obj = read_json(path)
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a JSON object; {fix}")
-    _check_schema(obj, path, "ncmargin.sweep")
+    path, obj = _open_doc(path, SWEEP_FILE, "ncmargin.sweep", missing="`ncmargin sweep` writes it", fix=fix)
     recs = _records(obj, path, "runs", ["alignment", "final_test_acc"], fix)
     runs = []
     for r in recs:
