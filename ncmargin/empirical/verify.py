@@ -164,6 +164,18 @@ def make_verdict(claim: str, vid: str, statement: str, statistic: str, value, th
             "threshold": threshold, "verdict": verdict, "runs": list(runs or []), "detail": detail or {}}
 
 
+def trend_item(claim: str, vid: str, statement: str, statistic: str, values, times, *, direction: int,
+               settings: dict, runs: list[str] | None, detail: dict | None = None) -> dict:
+    """A Kendall-trend verdict entry: :func:`trend_verdict` on ``values`` against ``times`` under the
+    claim section's ``settings`` (alpha and sample limits), with the threshold text derived from them;
+    ``detail`` is merged with the test's statistics."""
+    v, st = trend_verdict(values, times, direction=direction, alpha=settings["alpha"], **_rule(settings))
+    sign = ">" if direction > 0 else "<"
+    return make_verdict(claim, vid, statement, statistic, st.get("tau"),
+                        f"tau {sign} 0 and p < {settings['alpha']} (n >= {settings['min_points']})", v, runs,
+                        {**(detail or {}), **st})
+
+
 def _too_few(a, b, min_points: int, min_distinct: int, key: str) -> dict | None:
     if a.size < max(min_points, 3):
         return {key: None, "p_value": None, "n": int(a.size), "reason": f"{a.size} points < min_points={min_points}"}
@@ -256,23 +268,20 @@ def verdicts_1c(analysis: dict, settings: dict | None = None, *, label: str | No
               "n_terminal_checkpoints": len(terminal_rows(analysis)), "n_with_svm": len(rows),
               "weight_decay": _get(analysis, "meta", "weight_decay")}
     out = []
-    v, st = trend_verdict(ratio, epochs, direction=+1, alpha=s["alpha"], **_rule(s))
-    out.append(make_verdict(
+    out.append(trend_item(
         "1c", f"1c.margin_ratio_trend.{label}",
         "In the terminal phase the trained classifier's normalized margin approaches the SVM optimum on its "
         "own features: the margin ratio (p_min/||W_t||)/(1/||W*(H_t)||) increases with the epoch.",
-        "Kendall tau(margin ratio, epoch) over terminal checkpoints", st.get("tau"),
-        f"tau > 0 and p < {s['alpha']} (n >= {s['min_points']})", v, [run],
-        {**common, **st, "final_margin_ratio": ratio[-1] if ratio else None}))
-    v, st = trend_verdict(angle, epochs, direction=-1, alpha=s["alpha"], **_rule(s))
-    out.append(make_verdict(
+        "Kendall tau(margin ratio, epoch) over terminal checkpoints", ratio, epochs, direction=+1,
+        settings=s, runs=[run], detail={**common, "final_margin_ratio": ratio[-1] if ratio else None}))
+    out.append(trend_item(
         "1c", f"1c.angle_trend.{label}",
         "In the terminal phase the trained classifier turns toward the SVM solution W*(H_t): the angle "
         "between W_t and W*(H_t) decreases with the epoch.",
-        "Kendall tau(angle to W*, epoch) over terminal checkpoints", st.get("tau"),
-        f"tau < 0 and p < {s['alpha']} (n >= {s['min_points']})", v, [run],
-        {**{k: common[k] for k in ("onset_epoch", "epochs", "angle_deg", "n_with_svm")}, **st,
-         "final_angle_deg": angle[-1] if angle else None}))
+        "Kendall tau(angle to W*, epoch) over terminal checkpoints", angle, epochs, direction=-1,
+        settings=s, runs=[run],
+        detail={**{k: common[k] for k in ("onset_epoch", "epochs", "angle_deg", "n_with_svm")},
+                "final_angle_deg": angle[-1] if angle else None}))
     return out
 
 
@@ -337,14 +346,13 @@ def verdicts_2(analysis: dict, settings: dict | None = None, *, label: str | Non
         {"min_by_variant": mins, "min_test_error": min(test_err) if test_err else None}))
     # does the margin grow beyond the weights' scale? (the normalization critique)
     nm = [_num(r.get("normalized_margin")) for r in rows]
-    v, st = trend_verdict(nm, epochs, direction=+1, alpha=s["alpha"], **_rule(s))
-    out.append(make_verdict(
+    out.append(trend_item(
         "2", f"2.normalized_margin_trend.{label}",
         "The margin growth behind the bound survives normalization: p_min/(||W||_F max||h||) increases over "
         "the terminal phase (raw p_min also grows merely because the weights grow).",
-        "Kendall tau(normalized margin, epoch) over terminal checkpoints", st.get("tau"),
-        f"tau > 0 and p < {s['alpha']} (n >= {s['min_points']})", v, [run],
-        {**st, "epochs": epochs, "normalized_margin": nm, "p_min": [_num(r.get("p_min")) for r in rows]}))
+        "Kendall tau(normalized margin, epoch) over terminal checkpoints", nm, epochs, direction=+1,
+        settings=s, runs=[run],
+        detail={"epochs": epochs, "normalized_margin": nm, "p_min": [_num(r.get("p_min")) for r in rows]}))
     return out
 
 
@@ -357,13 +365,12 @@ def verdicts_1a(name: str, records: list[dict], settings: dict | None = None, *,
     recs = [r for r in records if r.get("step", 0) >= 1 and r.get("angle_deg") is not None]
     steps = [float(r["step"]) for r in recs]
     ang = [_num(r["angle_deg"]) for r in recs]
-    v, st = trend_verdict(ang, steps, direction=-1, alpha=s["alpha"], **_rule(s))
-    out = [make_verdict(
+    out = [trend_item(
         "1a", f"1a.angle_trend.{name}",
         "Gradient descent on the unregularized CE over W with fixed separable features turns W(t) toward the "
         "hard-margin SVM solution W*: the angle decreases with the step.",
-        "Kendall tau(angle to W*, step) over log-spaced records", st.get("tau"),
-        f"tau < 0 and p < {s['alpha']}", v, runs or [], {**st, "fit_inverse_log": fit})]
+        "Kendall tau(angle to W*, step) over log-spaced records", ang, steps, direction=-1,
+        settings=s, runs=runs or [], detail={"fit_inverse_log": fit})]
     final = ang[-1] if ang else None
     thr = float(s["final_angle_max_deg"])
     verdict = "inconclusive" if final is None else ("pass" if final < thr else "fail")
