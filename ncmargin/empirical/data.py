@@ -21,14 +21,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "TORCHVISION_PIP",
     "DataSplit",
     "balanced_subsample",
     "default_data_root",
+    "gaussian_clusters",
+    "gaussian_means",
     "load_dataset",
     "standardize",
     "stratified_split",
@@ -74,7 +80,7 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         idx = idx[rng.permutation(idx.size)]
-        n_te = int(round(test_fraction * idx.size))
+        n_te = round(test_fraction * idx.size)
         te.append(idx[:n_te])
         tr.append(idx[n_te:])
     return np.sort(np.concatenate(tr)), np.sort(np.concatenate(te))
@@ -117,6 +123,27 @@ def standardize(x_train: np.ndarray, x_test: np.ndarray, mode: str) -> tuple[np.
         return ((a - mean) / std).astype(np.float32)
 
     return f(x_train), f(x_test), {"standardize": mode, "zero_variance": int(np.sum(zero))}
+
+
+def gaussian_means(rng: np.random.Generator, K: int, dim: int, separation: float) -> np.ndarray:
+    """K class means ``separation * g_c / ||g_c||`` with ``g_c ~ N(0, I_dim)`` drawn from ``rng``: random
+    directions at distance ``separation`` from the origin (float64, K x dim)."""
+    means = rng.standard_normal((K, dim))
+    means *= float(separation) / np.linalg.norm(means, axis=1, keepdims=True)
+    return means
+
+
+def gaussian_clusters(K: int, n: int, dim: int, *, separation: float = 4.0, noise: float = 1.0,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Separable-in-practice Gaussian class clusters for tests and fixed-feature experiments [our form]:
+    ``h = mu_y + noise * N(0, I)``, ``n`` samples per class in class order, the means from
+    :func:`gaussian_means`; one generator seeded by ``seed`` draws the means, then the noise.
+    Returns ``(H, y)``: float64 (K n x dim) and int64 labels."""
+    rng = np.random.default_rng(int(seed))
+    means = gaussian_means(rng, int(K), int(dim), separation)
+    y = np.repeat(np.arange(int(K)), int(n))
+    H = means[y] + float(noise) * rng.standard_normal((y.size, int(dim)))
+    return H, y
 
 
 def synthetic_mixture(K: int, dim: int, per_class: int, separation: float, groups: int,

@@ -34,7 +34,7 @@ def check_keys(obj: Mapping, valid: Iterable[str], where: str) -> None:
     """Raise :class:`UnknownKeyError` naming ``where``, the unknown keys and the valid ones, if ``obj`` has
     a key outside ``valid`` (``_comment`` keys are allowed)."""
     valid = list(valid)
-    unknown = [k for k in obj if k not in valid and not str(k).startswith("_")]
+    unknown = sorted(str(k) for k in obj if k not in valid and not str(k).startswith("_"))
     if unknown:
         raise UnknownKeyError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
 
@@ -69,57 +69,61 @@ def read_preset(kind: str, source: str | os.PathLike) -> tuple[Path, dict]:
     return p, {k: v for k, v in obj.items() if not str(k).startswith("_")}
 
 
-def settings_from(cls: type[T], obj: Mapping[str, Any] | None, where: str) -> T:
-    """An instance of the dataclass ``cls`` from ``obj``: unknown keys rejected (the valid ones listed),
-    ints accepted for floats, everything else checked against the field's annotation."""
-    obj = dict(obj or {})
+def settings_from(cls: type[T], obj: Mapping[str, Any] | T | None, where: str) -> T:
+    """An instance of the dataclass ``cls`` from ``obj`` (an instance of ``cls`` is returned as it is).
+    ``_comment`` keys are skipped; an unknown key raises :class:`UnknownKeyError` listing the valid ones;
+    each value is checked against the field's annotation (an int passes for a float and is kept as
+    given) and fields typed as dataclasses (or ``D | None``) are built recursively."""
+    if isinstance(obj, cls):
+        return obj
+    if obj is None:
+        obj = {}
+    if not isinstance(obj, Mapping):
+        raise UnknownKeyError(f"{where}: expected a JSON object of settings, got {type(obj).__name__}")
     names = [f.name for f in dataclasses.fields(cls)]
     check_keys(obj, names, where)
     hints = typing.get_type_hints(cls)
-    out = {}
-    for k, v in obj.items():
-        if str(k).startswith("_"):
-            continue
-        out[k] = _coerce(v, hints[k], f"{where}: {k}")
-    return cls(**out)
+    return cls(**{k: _check(v, hints[k], f"{where}.{k}") for k, v in obj.items() if not str(k).startswith("_")})
 
 
-def _coerce(v: Any, tp: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
+def _check(v: Any, tp: Any, where: str) -> Any:
+    """``v`` if it fits the annotation ``tp`` (dataclass-typed values built), else ValueError."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any or isinstance(tp, TypeVar):
         return v
     if origin in (typing.Union, types.UnionType):
         if v is None and type(None) in args:
             return None
-        for a in args:
-            if a is type(None):
-                continue
+        real = [a for a in args if a is not type(None)]
+        if len(real) == 1:  # X | None: X's own error (e.g. an unknown key inside a nested settings object)
+            return _check(v, real[0], where)
+        for a in real:
             try:
-                return _coerce(v, a, where)
+                return _check(v, a, where)
             except ValueError:
                 pass
-        raise ValueError(f"{where} = {v!r}: expected {tp}")
-    if origin in (list, tuple):
+        raise ValueError(f"{where} = {v!r:.80}: expected {_name(tp)}")
+    if origin in (list, tuple) or tp in (list, tuple):
         if not isinstance(v, (list, tuple)):
-            raise ValueError(f"{where} = {v!r}: expected a list")
-        a = args[0] if args else Any
-        return type(v)(_coerce(x, a, where) for x in v) if origin is list else tuple(_coerce(x, a, where) for x in v)
+            raise ValueError(f"{where} = {v!r:.80}: expected a list")
+        a = args[0] if args and args[-1] is not Ellipsis or len(args) == 2 else Any
+        return type(v)(_check(x, a, f"{where}[{i}]") for i, x in enumerate(v))
     if origin is dict or tp is dict:
         if not isinstance(v, dict):
-            raise ValueError(f"{where} = {v!r}: expected an object")
-        return dict(v)
+            raise ValueError(f"{where} = {v!r:.80}: expected an object")
+        return v
     if dataclasses.is_dataclass(tp):
         return settings_from(tp, v, where)
-    if tp is float and isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    if tp is int and isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if tp in (bool, str) and isinstance(v, tp):
-        return v
-    if tp in (int, float, bool, str):
-        raise ValueError(f"{where} = {v!r}: expected {tp.__name__}")
+    ok = {float: lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+          int: lambda x: isinstance(x, int) and not isinstance(x, bool),
+          bool: lambda x: isinstance(x, bool), str: lambda x: isinstance(x, str)}.get(tp)
+    if ok is not None and not ok(v):
+        raise ValueError(f"{where} = {v!r:.80}: expected {_name(tp)}")
     return v
+
+
+def _name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 def _prefix(kind: str) -> str:
