@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ncmargin.report import write_report, write_run_report
+    from ncmargin.pipeline import write_report, write_run_report
 
     for path in args.paths:
         p = Path(path)

@@ -40,11 +40,11 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import sys
 
-    from ncmargin.empirical.alignment_sweep import plan_sweep, run_sweep, train_commands, write_plan
+    from ncmargin.empirical.claims.claim3.sweep import plan_sweep, run_sweep, train_commands, write_plan
 
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    kw = dict(alignments=args.alignments, seeds=args.seeds, alignment_mode=args.alignment_mode,
-              base_rotation_seed=args.base_rotation_seed, overrides=list(args.overrides) or None)
+    kw = {"alignments": args.alignments, "seeds": args.seeds, "alignment_mode": args.alignment_mode,
+              "base_rotation_seed": args.base_rotation_seed, "overrides": list(args.overrides) or None}
     if args.jobs < 1:
         raise ValueError(f"--jobs {args.jobs}: give at least 1")
     if args.print_commands:

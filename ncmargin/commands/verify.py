@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ncmargin.empirical.verify import verify
+    from ncmargin.pipeline import verify
 
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs {args.jobs}: give a positive number of parallel training runs")

@@ -33,7 +33,7 @@ from .data import (
     read_claim1a,
     read_claim1b,
 )
-from .terminal_phase import _coerce_runs
+from .terminal_phase import coerce_runs
 
 __all__ = ["fit_inverse_log", "plot_ce_svm_deep", "plot_ce_svm_fixed", "plot_ufm"]
 
@@ -47,7 +47,7 @@ def plot_ce_svm_deep(runs: Sequence[RunData | str | os.PathLike], out_dir: str |
                      name: str = "ce_svm_deep") -> FigureResult:
     """Angle (degrees) and margin ratio against epoch at every checkpoint with an SVM solution.
     Needs analysis.json with ``checkpoints[].svm.angle_deg`` / ``margin_ratio``."""
-    runs = _coerce_runs(runs)
+    runs = coerce_runs(runs)
     usable = []
     for r in runs:
         if r.analysis is None:

@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from . import style
 from .base import FigureResult, write_csv
 from .data import RunData
-from .terminal_phase import _coerce_runs
+from .terminal_phase import coerce_runs
 
 NAME = "nc_metrics"
 
@@ -59,7 +59,7 @@ def plot_nc_metrics(runs: Sequence[RunData | str | os.PathLike], out_dir: str | 
                     name: str = NAME) -> FigureResult:
     """Four panels (NC1, NC2, NC3, NC4) against epoch, one colour per run; NC1–NC3 on log y (they decay
     towards 0 under collapse), NC4 in percent on a linear axis (it reaches exactly 0)."""
-    runs = _coerce_runs(runs)
+    runs = coerce_runs(runs)
     if not any(_series(r, k)[0].size for r in runs for k in ALL_KEYS):
         raise ValueError(f"{runs[0].run_dir / 'log.jsonl'}: none of the NC metric keys {ALL_KEYS} is logged "
                          f"(nor in analysis.json); nothing to plot")

@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 from . import style
 from .base import FigureResult, write_csv
 from .data import RunData
-from .terminal_phase import _coerce_runs
+from .terminal_phase import coerce_runs
 
 NAME = "pmin"
 
@@ -50,7 +50,7 @@ def plot_pmin(runs: Sequence[RunData | str | os.PathLike], out_dir: str | os.Pat
     """(a) p_min and (b) the normalized margin against epoch, one line per run, zero line and the
     onset of 100% train accuracy marked. Needs ``epoch`` and ``p_min`` per log line; the normalized
     panel uses ``normalized_margin`` where logged."""
-    runs = _coerce_runs(runs)
+    runs = coerce_runs(runs)
     for r in runs:
         if not r.has("p_min"):
             raise ValueError(f"{r.run_dir / 'log.jsonl'}: no 'p_min' values; the p_min figure needs the "

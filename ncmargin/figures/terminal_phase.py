@@ -17,7 +17,7 @@ from .data import RunData, read_run, run_labels
 NAME = "terminal_phase"
 
 
-def _coerce_runs(runs) -> list[RunData]:
+def coerce_runs(runs) -> list[RunData]:
     if isinstance(runs, (RunData, str, os.PathLike)):
         runs = [runs]
     out = [r if isinstance(r, RunData) else read_run(r) for r in runs]
@@ -34,7 +34,7 @@ def plot_terminal_phase(runs: Sequence[RunData | str | os.PathLike], out_dir: st
     dashed; a dotted vertical line at each run's first epoch with 100% train accuracy.
 
     Needs per epoch: ``epoch`` and at least ``train_acc`` or ``loss`` (log.jsonl)."""
-    runs = _coerce_runs(runs)
+    runs = coerce_runs(runs)
     for r in runs:
         if not (r.has("train_acc") or r.has("loss")):
             raise ValueError(f"{r.run_dir / 'log.jsonl'}: has neither 'train_acc' nor 'loss'; "

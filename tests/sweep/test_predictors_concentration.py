@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ncmargin.empirical.alignment_sweep import concentration_experiment, make_alignments
+from ncmargin.empirical.claims.claim3 import concentration_experiment, make_alignments
 from ncmargin.theory import simplex_etf
 from ncmargin.theory.alignment import alignment_predictors
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ncmargin.empirical.alignment_sweep import claim3_verdicts, sweep_statistics
+from ncmargin.empirical.claims.claim3 import claim3_verdicts, sweep_statistics
 
 
 def _runs(table, predictors=None, excluded=()):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ncmargin.empirical.alignment_sweep import (
+from ncmargin.empirical.claims.claim3 import (
     collect_sweep,
     plan_sweep,
     read_sweep_json,

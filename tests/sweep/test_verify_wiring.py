@@ -6,16 +6,17 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from ncmargin.empirical.alignment_sweep import _rho, omega_squared
+from ncmargin.empirical.claims.claim3.stats import omega_squared
+from ncmargin.empirical.claims.claim3.stats import rank_rho as _rho
 from ncmargin.theory.stats import two_way_anova
 
 from .test_sweep_runs import TINY
 
 
 def test_claim_3_is_registered():
-    from ncmargin.empirical.verify import available_claims
+    from ncmargin.empirical.claims import all_claims
 
-    assert "3" in available_claims()
+    assert "3" in [c.id for c in all_claims()]
 
 
 def test_fast_rank_correlation_equals_scipy():
@@ -43,7 +44,7 @@ def test_omega_squared_is_unbiased_where_eta_squared_is_not():
 
 
 def test_verify_runs_claim_3_and_reports_it(tmp_path):
-    from ncmargin.empirical.verify import verify
+    from ncmargin.pipeline import verify
 
     preset = {"name": "tiny", "runs": {}, "claims": ["3"],
               "claim3": {"sweep": TINY, "jobs": 1, "concentration": {

@@ -41,11 +41,11 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_verify_command_prints_verdicts(tmp_path, capsys, monkeypatch):
-    from ncmargin.empirical import verify as V
+    from ncmargin import pipeline as V
 
     preset = tmp_path / "p.json"
     preset.write_text(json.dumps({k: v for k, v in PRESET.items() if k != "claim1a"}))
-    monkeypatch.setattr(V, "_default_train", synth.fake_train)
+    monkeypatch.setattr(V, "default_train", synth.fake_train)
     monkeypatch.setattr(V.VerifyContext, "train_fn", synth.fake_train)
     out = tmp_path / "out"
     assert main(["verify", "--preset", str(preset), "--out", str(out), "--claims", "1c", "--quiet",

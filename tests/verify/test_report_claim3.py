@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ncmargin.io import atomic_write_json
 
-SWEEP_SCHEMA = "ncmargin.sweep/1"  # ncmargin.empirical.alignment_sweep.SWEEP_SCHEMA (not imported here on purpose)
+SWEEP_SCHEMA = "ncmargin.sweep/1"  # ncmargin.empirical.claims.claim3.SWEEP_SCHEMA (not imported here on purpose)
 VERDICTS_SCHEMA = "ncmargin.verdicts/1"
 
 
@@ -51,7 +51,8 @@ def test_report_command_alone_renders_claim3_section(tmp_path):
 def test_verdict_table_shortens_long_run_lists(tmp_path):
     import json
 
-    from ncmargin.report import MAX_RUN_IDS, _runs_cell, write_report
+    from ncmargin.pipeline import write_report
+    from ncmargin.report import MAX_RUN_IDS, runs_cell
 
     run_ids = _fixture(tmp_path)
     text = write_report(tmp_path).read_text()
@@ -61,5 +62,5 @@ def test_verdict_table_shortens_long_run_lists(tmp_path):
     # verdicts.json keeps every id
     assert json.loads((tmp_path / "verdicts.json").read_text())["verdicts"][0]["runs"] == run_ids
     # short lists are shown whole
-    assert _runs_cell(["a", "b", "c"]) == "a, b, c" and _runs_cell([]) == "" and _runs_cell(None) == ""
-    assert _runs_cell(["a", "b", "c", "d"]) == "a, b, c, … (+1 more)"
+    assert runs_cell(["a", "b", "c"]) == "a, b, c" and runs_cell([]) == "" and runs_cell(None) == ""
+    assert runs_cell(["a", "b", "c", "d"]) == "a, b, c, … (+1 more)"

@@ -6,15 +6,11 @@ import numpy as np
 import pytest
 
 from ncmargin.empirical.analysis import analyze_run
-from ncmargin.empirical.verify import (
-    correlation_verdict,
-    make_verdict,
-    trend_verdict,
-    verdicts_1a,
-    verdicts_1b,
-    verdicts_1c,
-    verdicts_2,
-)
+from ncmargin.empirical.claims.claim1a import verdicts_1a
+from ncmargin.empirical.claims.claim1b import verdicts_1b
+from ncmargin.empirical.claims.claim1c import verdicts_1c
+from ncmargin.empirical.claims.claim2 import verdicts_2
+from ncmargin.empirical.claims.verdicts import correlation_verdict, make_verdict, trend_verdict
 
 from .synth import make_run
 

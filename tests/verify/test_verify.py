@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 
-from ncmargin.empirical import verify as V
-from ncmargin.report import write_report
+from ncmargin import pipeline as V
+from ncmargin.empirical.claims import Claim, make_verdict, register, unregister
+from ncmargin.pipeline import write_report
 
 from . import synth
 
@@ -88,7 +90,7 @@ def test_rerun_reuses_runs_and_analysis(first):
 
 
 def test_partial_run_is_resumed_not_restarted(tmp_path):
-    synth.make_run(tmp_path / "runs" / "wd0", config=V._resolve_run_config(PRESET["runs"]["wd0"], None,
+    synth.make_run(tmp_path / "runs" / "wd0", config=V.resolve_run_config(PRESET["runs"]["wd0"], None,
                                                                          True).to_dict(), complete=False)
     calls = []
 
@@ -112,7 +114,7 @@ def test_config_mismatch_is_an_error(tmp_path):
 
 def test_unknown_claim_and_preset():
     with pytest.raises(ValueError, match="unknown claim"):
-        V._parse_claims("1c,9z", PRESET)
+        V.parse_claims("1c,9z", PRESET)
     with pytest.raises(FileNotFoundError, match="verify preset"):
         V.load_preset("no_such_preset")
     assert {"quick", "paper"} <= set(V.list_verify_presets())
@@ -122,15 +124,19 @@ def test_unknown_claim_and_preset():
             assert set(p[c]["runs"]) <= set(p["runs"])
 
 
-def test_plugin_claim_and_failing_step(tmp_path):
-    @V.register_claim("zz", title="test plug-in", order=99)
-    def _zz(out_dir, preset, ctx):
-        return [V.make_verdict("zz", "zz.ok", "plug-in ran", "n", 1.0, "= 1", "pass", [])]
+@dataclass(frozen=True)
+class _NoSettings:
+    pass
 
-    @V.register_claim("zy", title="broken", order=98)
-    def _zy(out_dir, preset, ctx):
+
+def test_plugin_claim_and_failing_step(tmp_path):
+    register(Claim(id="zz", title="test plug-in", order=99, Settings=_NoSettings, run=lambda out, s, ctx: [
+        make_verdict("zz", "zz.ok", "plug-in ran", "n", 1.0, "= 1", "pass", [])]))
+
+    def _zy(out_dir, s, ctx):
         raise RuntimeError("boom")
 
+    register(Claim(id="zy", title="broken", order=98, Settings=_NoSettings, run=_zy))
     try:
         doc = V.verify(PRESET, tmp_path, claims="zz,zy", quiet=True, figures=False, train_fn=synth.fake_train)
         vs = {v["id"]: v for v in doc["verdicts"]}
@@ -138,15 +144,15 @@ def test_plugin_claim_and_failing_step(tmp_path):
         assert vs["zy.error"]["verdict"] == "inconclusive" and "boom" in vs["zy.error"]["detail"]["error"]
         assert "boom" in (tmp_path / "report.md").read_text()
     finally:
-        V.CLAIMS.pop("zz", None)
-        V.CLAIMS.pop("zy", None)
+        unregister("zz")
+        unregister("zy")
 
 
 def test_report_with_figures_and_missing_files(tmp_path):
     png = tmp_path / "figures" / "p_min.png"
     png.parent.mkdir()
     png.write_bytes(b"\x89PNG\r\n")
-    V.write_verdicts(tmp_path, [V.make_verdict("1b", "1b.sandwich", "s", "f", 1.0, "= 1", "pass")], preset="x")
+    V.write_verdicts(tmp_path, [make_verdict("1b", "1b.sandwich", "s", "f", 1.0, "= 1", "pass")], preset="x")
 
     from types import SimpleNamespace
 
@@ -169,6 +175,6 @@ def test_report_reads_figure_index(tmp_path):
     (fig / "nc.png").write_bytes(b"\x89PNG\r\n")
     (fig / "figures.json").write_text(json.dumps({"schema": "ncmargin.figures/1", "figures": [
         {"name": "nc", "png": "nc.png", "pdf": "nc.pdf", "csv": None, "caption": "NC metrics against epoch"}]}))
-    V.write_verdicts(tmp_path, [V.make_verdict("1b", "1b.sandwich", "s", "f", 1.0, "= 1", "pass")], preset="x")
+    V.write_verdicts(tmp_path, [make_verdict("1b", "1b.sandwich", "s", "f", 1.0, "= 1", "pass")], preset="x")
     text = write_report(tmp_path).read_text()
     assert "![nc](figures/nc.png)" in text and "NC metrics against epoch" in text

@@ -1,0 +1,233 @@
+"""Claim 3, non-conservative generalization across ETF alignments (docs/theory.md §8, §10): its settings,
+verdicts, verify step and report section. The sweep itself is :mod:`.sweep`."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ncmargin.markdown import fmt, table
+
+from ..registry import Claim, register
+from ..verdicts import correlation_verdict, make_verdict
+from .stats import PREDICTOR_DIRECTIONS, RULE, STAT_DEFAULTS, outcome
+from .sweep import load_sweep_preset, read_sweep_json, run_sweep
+
+__all__ = ["Settings", "claim3_verdicts", "section"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Preset section ``claim3`` (all optional)."""
+    sweep: Any = None          # a sweep preset name/path/dict or a list of them (default below)
+    sweeps: Any = None         # the same, plural spelling
+    alignments: int | None = None
+    seeds: Any = None          # a count or a list of seeds
+    alignment_mode: str | None = None
+    set: dict | None = None    # training overrides for every run
+    statistics: dict | None = None
+    concentration: Any = True  # False skips the concentration check; a dict overrides its settings
+    jobs: int | None = None    # training processes (default: verify's --jobs when > 1, else min(2, CPUs))
+
+
+def claim3_verdicts(doc: dict, statistics: dict | None = None, *, label: str | None = None) -> list[dict]:
+    """Claim-3 verdicts (docs/results.md ``verdicts.json`` entries) from a sweep document.
+
+    - ``3.alignment_effect``: :data:`RULE` (pass iff both tests give p < α and ω²_alignment > ω²_seed;
+      fail iff both p ≥ α; inconclusive otherwise, or when no complete 2×2 table of included runs exists).
+    - ``3.terminal_phase``: every run ended at 100% train accuracy (pass), else inconclusive with the list.
+    - ``3.predictor.<name>``: Spearman ρ across alignment means with the predicted sign (score: negative,
+      normalized margins: positive), p < α (three-valued rule of ..verdicts); judged only
+      when ``3.alignment_effect`` passed — otherwise inconclusive (the rule's result kept in the detail).
+    - ``3.concentration.fresh`` / ``3.concentration.trained``: the bound held at every grid point."""
+    suffix = f".{label}" if label else ""
+    stats = doc.get("stats") or {}
+    st = {**STAT_DEFAULTS, **(stats.get("settings") or {}), **(statistics or {})}
+    alpha = float(st["alpha"])
+    run_ids = [r.get("run_id") or Path(r["run_dir"]).name for r in doc.get("runs", [])]
+    out = []
+    an, perm = stats.get("anova"), stats.get("permutation")
+    if an and perm:
+        pa, pp = an["p_alignment"], perm["p_value"]
+        v = outcome(pa, pp, an["omega2_alignment"] > an["omega2_seed"], alpha)
+        value = pp
+        detail = {"anova": an, "permutation": perm, "table": stats.get("table"),
+                  "spread": stats.get("spread"), "train_loss_anova": stats.get("train_loss_anova"),
+                  "alignment_means": stats.get("alignment_means"), "rule": stats["verdict"]["rule"]}
+    else:
+        v, value = "inconclusive", None
+        detail = {"reason": stats.get("error", "no statistics")}
+    effect = v
+    out.append(make_verdict(
+        "3", f"3.alignment_effect{suffix}",
+        "Networks with a fixed simplex-ETF classifier that all reach 100% train accuracy generalize differently "
+        "depending on the alignment of labels with the ETF vertices: alignment explains more variance of the "
+        "final test accuracy than the seed does.",
+        "within-seed permutation p-value of the alignment effect (ANOVA p, eta2, omega2 in detail)", value,
+        RULE.format(alpha=alpha), v, run_ids, detail))
+    runs = doc.get("runs", [])
+    n_ok = sum(bool(r.get("reached_tpt")) for r in runs)
+    frac = n_ok / len(runs) if runs else None
+    out.append(make_verdict(
+        "3", f"3.terminal_phase{suffix}",
+        "Every sweep run reaches the terminal phase (100% train accuracy at its final epoch); excluded runs "
+        "are left out of the statistics.",
+        "fraction of runs with final train accuracy 1", frac, "= 1",
+        "inconclusive" if frac is None or frac < 1 else "pass", run_ids,
+        {"excluded": doc.get("excluded", []), "table": stats.get("table")}))
+    for name, pc in (stats.get("predictor_correlations") or {}).items():
+        direction = PREDICTOR_DIRECTIONS.get(name, 1)
+        xs, ys = [], []
+        for a in doc.get("alignments", []):
+            rs = [r for r in runs if r["alignment"] == a["id"] and r.get("reached_tpt")
+                  and r.get("final_test_acc") is not None]
+            if rs:
+                xs.append(float(np.mean([r["predictors"][name] for r in rs])))
+                ys.append(float(np.mean([r["final_test_acc"] for r in rs])))
+        vv, vst = correlation_verdict(xs, ys, alpha=alpha, min_points=int(st["min_points"]), direction=direction)
+        extra = {"rule_verdict": vv}
+        if effect != "pass":  # nothing to predict: report the correlation, do not judge the predictor on noise
+            vv = "inconclusive"
+            extra["reason"] = (f"no established alignment effect (3.alignment_effect = {effect}): the ranking of "
+                               "alignment means that are not shown to differ is not a target for a predictor")
+        out.append(make_verdict(
+            "3", f"3.predictor.{name}{suffix}",
+            f"The docs/theory.md §8 predictor {name} (train features, fixed ETF) ranks the alignments by test accuracy "
+            f"({'smaller' if direction < 0 else 'larger'} = better).",
+            "Spearman rho(predictor, test accuracy) across alignment means", pc.get("rho"),
+            f"rho {'<' if direction < 0 else '>'} 0 and p < {alpha} (n >= {st['min_points']} alignments)", vv,
+            run_ids, {**pc, "verdict_stats": vst, **extra}))
+    conc = doc.get("concentration") or {}
+    for part, stmt in (("fresh", ("On fresh i.i.d. bounded samples with a known mean, the empirical "
+                                  "P(||mu_hat - mu|| >= eps) stays below the concentration bound "
+                                  "2d exp(-n eps^2/(2 d^2 rho^2)) at every (n, eps) of the grid.")),
+                       ("trained", ("On the features a trained network produces for its own training sample "
+                                    "(not independent of the network: the caveat of the argument), the "
+                                    "empirical P(||mu_hat - mu|| >= eps) stays below the same bound."))):
+        rows = conc.get(part) or []
+        if not rows:
+            continue
+        held = sum(bool(r["bound_holds"]) for r in rows)
+        nt = [r for r in rows if r.get("nontrivial")]
+        out.append(make_verdict(
+            "3", f"3.concentration.{part}{suffix}", stmt, "fraction of grid points where the bound holds "
+            "(empirical <= bound + 3 s.e.)", held / len(rows), "= 1", "pass" if held == len(rows) else "fail", [],
+            {"summary": (conc.get("summary") or {}).get(part), "nontrivial_points": len(nt),
+             "held_nontrivial": sum(bool(r["bound_holds"]) for r in nt),
+             "max_empirical_minus_bound": max(r["empirical"] - min(r["bound"], 1.0) for r in rows),
+             "info": conc.get(f"{part}_info")}))
+    return out
+
+
+# ---------------------------------------------------------------------------------- verify wiring
+
+def _sweeps(preset: dict, s: Settings) -> list:
+    sw = s.sweep if s.sweep is not None else s.sweeps
+    if sw is None:
+        sw = ["sweep_paper_cifar10", "sweep_paper_cifar100"] if preset.get("name") == "paper" else ["sweep_quick"]
+    return [sw] if isinstance(sw, (str, dict)) else list(sw)
+
+
+def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
+    """One sweep writes ``OUT/sweep/sweep.json``; several write ``OUT/sweep/<name>/sweep.json``."""
+    sweeps = _sweeps(ctx.preset, s)
+    over = dict(s.set or {})
+    # verify's --jobs when given (> 1), else claim3.jobs, else min(2, CPU count): the quick sweep is 40
+    # small single-threaded runs, so two processes halve its wall time on the 2-core reference machine
+    jobs = int(ctx.jobs) if int(ctx.jobs or 1) > 1 else int(s.jobs if s.jobs is not None
+                                                             else min(2, os.cpu_count() or 1))
+    if ctx.device:
+        over["device"] = ctx.device
+    out = []
+    for i, sw in enumerate(sweeps):
+        pre = load_sweep_preset(sw)
+        name = str(pre.get("name", f"sweep{i}"))
+        label = None if len(sweeps) == 1 else name.replace("sweep_", "")
+        sdir = Path(out_dir) / "sweep" if len(sweeps) == 1 else Path(out_dir) / "sweep" / label
+        t0 = time.perf_counter()
+        doc = run_sweep(pre, sdir, alignments=s.alignments, seeds=s.seeds, alignment_mode=s.alignment_mode,
+                        overrides=over, jobs=jobs, concentration=(s.concentration if i == 0 else False),
+                        statistics=s.statistics, train_fn=getattr(ctx, "train_fn", None), log=ctx.log)
+        ctx.timings[f"sweep_{label or 'quick'}_s"] = time.perf_counter() - t0
+        for k in ("trained", "resumed", "reused"):
+            getattr(ctx, k).extend(f"sweep/{n}" for n in doc.get("run_status", {}).get(k, []))
+        st = doc["stats"]
+        ctx.log(f"[verify] claim 3 {name}: {len(doc['runs'])} runs, {len(doc['excluded'])} excluded, "
+                f"perm p = {(st.get('permutation') or {}).get('p_value')}, "
+                f"eta2 a/s = {(st.get('anova') or {}).get('eta2_alignment')}/{(st.get('anova') or {}).get('eta2_seed')}")
+        out += claim3_verdicts(doc, s.statistics, label=label)
+    return out
+
+
+def section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
+    """report.md key numbers of claim 3 (the sweep table, statistics, predictors, concentration)."""
+    paths = [Path(out_dir) / "sweep" / "sweep.json"] + sorted((Path(out_dir) / "sweep").glob("*/sweep.json"))
+    parts = []
+    for p in paths:
+        if not p.is_file():
+            continue
+        try:
+            sw = read_sweep_json(p)
+        except ValueError as exc:
+            parts.append(f"`{p}`: {exc}")
+            continue
+        st = sw.get("stats") or {}
+        rel = p.relative_to(out_dir) if p.is_relative_to(out_dir) else p
+        parts.append(f"Sweep `{rel}`: {len(sw['alignments'])} alignments ({sw.get('alignment_mode')}) × "
+                     f"{len(sw['seeds'])} seeds, {len(sw['runs'])} runs, {len(sw['excluded'])} excluded; "
+                     f"wall time {fmt((sw.get('timings') or {}).get('total_s'), 3)} s.")
+        an, pm = st.get("anova"), st.get("permutation")
+        if an and pm:
+            parts.append(table(["statistic", "alignment", "seed"], [
+                ["ANOVA F", fmt(an["F_alignment"]), fmt(an["F_seed"])],
+                ["ANOVA p", fmt(an["p_alignment"]), fmt(an["p_seed"])],
+                ["η²", fmt(an["eta2_alignment"]), fmt(an["eta2_seed"])],
+                ["partial η²", fmt(an["partial_eta2_alignment"]), fmt(an["partial_eta2_seed"])],
+                ["ω²", fmt(an.get("omega2_alignment")), fmt(an.get("omega2_seed"))],
+                ["permutation p", fmt(pm["p_value"]), "–"]]))
+            tab = st.get("table") or {}
+            parts.append(f"Outcome: **{st['verdict'].get('outcome')}**. Table: {tab.get('method')}; dropped seeds "
+                         f"{tab.get('dropped_seeds')}, dropped alignments {tab.get('dropped_alignments')}. "
+                         f"Rule: {st['verdict']['rule']}.")
+            tl = st.get("train_loss_anova")
+            if tl:
+                parts.append(f"Premise (equal train loss): final train loss {fmt(tl['loss_min'])} to "
+                             f"{fmt(tl['loss_max'])}; ANOVA of log10 loss: alignment p = {fmt(tl['p_alignment'])}, "
+                             f"η² = {fmt(tl['eta2_alignment'])}; seed p = {fmt(tl['p_seed'])}.")
+        elif st.get("error"):
+            parts.append(f"No statistics: {st['error']}")
+        means = st.get("alignment_means") or []
+        if means:
+            parts.append(table(["alignment", "n", "mean test acc", "std", "min", "max"],
+                                [[m["alignment"], m["n"], fmt(m["mean_test_acc"]), fmt(m["std_test_acc"]),
+                                  fmt(m["min_test_acc"]), fmt(m["max_test_acc"])] for m in means]))
+        pc = st.get("predictor_correlations") or {}
+        if pc:
+            rows = []
+            for k, c in pc.items():
+                r = c.get("runs") or {}
+                rows.append([k, fmt(c.get("rho")), fmt(c.get("p")),
+                             f"[{fmt(c.get('ci_low'), 3)}, {fmt(c.get('ci_high'), 3)}]",
+                             fmt(r.get("rho")), fmt(r.get("p")),
+                             f"[{fmt(r.get('ci_low'), 3)}, {fmt(r.get('ci_high'), 3)}]"])
+            parts.append(table(["predictor", "ρ (alignment means)", "p", "95% CI", "ρ (runs)", "p", "95% CI"],
+                                rows))
+        conc = sw.get("concentration") or {}
+        if conc.get("summary"):
+            rows = [[k, v["points"], v["held"], v["nontrivial_points"], v["held_nontrivial"]]
+                    for k, v in conc["summary"].items()]
+            parts.append("Concentration check (bound 2d·exp(−nε²/(2d²ρ²)), held = empirical ≤ bound + 3 s.e.):\n\n"
+                         + table(["features", "grid points", "held", "non-trivial (bound < 1)",
+                                   "held (non-trivial)"], rows))
+    return "\n\n".join(parts) if parts else "No `sweep/sweep.json` found."
+
+
+CLAIM = register(Claim(
+    id="3", title="Claim 3 — non-conservative generalization across ETF alignments (docs/theory.md §8, §10)",
+    order=50, settings_key="claim3", Settings=Settings, run=_run, section=section,
+    figures=("alignment", "concentration", "predictors")))

@@ -1,0 +1,131 @@
+"""The claim registry: what a claim declares and how the pipeline finds it.
+
+A claim is one module ``ncmargin/empirical/claims/claim*.py`` (or a package ``claim*/``) that calls
+:func:`register` with a :class:`Claim` on import. :func:`all_claims` imports every such module of this
+package, so a new claim is one new module and nothing else changes; a claim defined elsewhere (a test, a
+user's package) registers the same way once imported.
+
+A :class:`Claim` declares
+
+- ``id``, ``title`` (the report heading), ``order`` (run order);
+- ``settings_key`` (its section of a verify preset, e.g. ``"claim1c"``) and ``Settings`` (a dataclass
+  whose fields, with their defaults, are the valid keys; :func:`parse_settings` rejects any other key);
+- ``runs_needed(settings, preset) -> [run names]``: the preset runs it reads, trained up front;
+- ``run(out_dir, settings, ctx) -> [verdict dicts]`` (``ctx``: ncmargin.pipeline.VerifyContext);
+- ``section(out_dir, verdicts, doc) -> markdown``: its key numbers in report.md, read from stored
+  results only;
+- ``figures``: the names of the figures (ncmargin.figures) that show it (``<run>``: any run id);
+- optionally ``per_run(analysis, settings) -> [verdicts]`` and ``run_section(analysis) -> markdown``: the
+  claim judged on one analysed run alone (``ncmargin report RUN_DIR``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["REGISTRY", "Claim", "all_claims", "get_claim", "parse_settings", "register", "unregister"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    title: str
+    Settings: type
+    run: Callable[..., list[dict]]
+    settings_key: str = ""
+    order: int = 100
+    runs_needed: Callable[..., list[str]] = field(default=lambda settings, preset: [])
+    section: Callable[[Path, list[dict], dict], str] | None = None
+    figures: tuple[str, ...] = ()
+    per_run: Callable[[dict, dict | None], list[dict]] | None = None
+    run_section: Callable[[dict], str] | None = None
+
+    def __post_init__(self):
+        if not dataclasses.is_dataclass(self.Settings):
+            raise TypeError(f"claim {self.id}: Settings must be a dataclass, got {self.Settings!r}")
+        if not self.settings_key:
+            object.__setattr__(self, "settings_key", f"claim{self.id}")
+
+    def settings(self, preset: dict):
+        """This claim's typed settings from the preset section ``preset[settings_key]``."""
+        return parse_settings(self.Settings, preset.get(self.settings_key) or {},
+                              where=f"preset section {self.settings_key!r}")
+
+
+REGISTRY: dict[str, Claim] = {}
+
+
+def register(claim: Claim) -> Claim:
+    """Add ``claim`` to the registry (an id registered again is replaced)."""
+    REGISTRY[str(claim.id)] = claim
+    return claim
+
+
+def unregister(claim_id: str) -> None:
+    REGISTRY.pop(str(claim_id), None)
+
+
+_DISCOVERED = False
+
+
+def _discover() -> None:
+    """Import every ``claim*`` module or package of this package once (they register themselves)."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    pkg = importlib.import_module(__name__.rsplit(".", 1)[0])
+    for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if m.name.startswith("claim"):
+            importlib.import_module(f"{pkg.__name__}.{m.name}")
+    _DISCOVERED = True
+
+
+def all_claims() -> list[Claim]:
+    """Every registered claim (the package's own ones discovered first), in run order."""
+    _discover()
+    return sorted(REGISTRY.values(), key=lambda c: (c.order, c.id))
+
+
+def get_claim(claim_id: str) -> Claim:
+    _discover()
+    if claim_id not in REGISTRY:
+        raise ValueError(f"unknown claim {claim_id!r}; available: {', '.join(c.id for c in all_claims())}")
+    return REGISTRY[claim_id]
+
+
+def parse_settings(cls: type, raw, *, where: str = "settings"):
+    """``cls(**raw)`` for a settings dataclass, recursing into fields typed as dataclasses; keys starting
+    with ``_`` are comments. An unknown key is a ValueError that lists the valid ones (a mistyped key must
+    never be silently ignored). An instance of ``cls`` is returned as it is."""
+    if isinstance(raw, cls):
+        return raw
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a JSON object of settings, got {type(raw).__name__}")  # noqa: TRY004
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(k for k in raw if k not in fields and not str(k).startswith("_"))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    kw = {}
+    for k, v in raw.items():
+        if k not in fields:
+            continue
+        sub = _dataclass_in(hints.get(k))
+        kw[k] = parse_settings(sub, v, where=f"{where}.{k}") if sub is not None and isinstance(v, dict) else v
+    return cls(**kw)
+
+
+def _dataclass_in(tp):
+    """The dataclass in a type hint ``D`` or ``D | None``, else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    for a in typing.get_args(tp):
+        if dataclasses.is_dataclass(a):
+            return a
+    return None
