@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +33,20 @@ from typing import Any
 
 import numpy as np
 
-from ncmargin.io import atomic_write_json, load_features, read_json, read_schema_json
+from ncmargin.io import load_features
+from ncmargin.store import (
+    Analysis,
+    AnalysisSettings,
+    CheckpointAnalysis,
+    FrozenComplexity,
+    list_checkpoints,
+    model_path,
+    onset_epoch,
+    read_log,
+    read_meta,
+    read_train_config,
+    terminal_onset,
+)
 
 __all__ = [
     "ANALYSIS_VERSION",
@@ -46,43 +58,12 @@ __all__ = [
     "terminal_rows",
 ]
 
-SCHEMA = "ncmargin.analysis/1"
+SCHEMA = Analysis.SCHEMA
 # Bumped when the content of a checkpoint entry changes; entries of another version are recomputed.
 ANALYSIS_VERSION = 1
-_CKPT_RE = re.compile(r"^epoch_(\d+)\.npz$")
 
 
 # ------------------------------------------------------------------------------------------ run dir
-
-def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """``[(epoch, path), ...]`` of ``RUN/checkpoints/epoch_XXXX.npz`` sorted by epoch."""
-    run_dir = Path(run_dir)
-    ck = run_dir / "checkpoints"
-    if not ck.is_dir():
-        raise FileNotFoundError(f"{ck}: no checkpoints directory; is {run_dir} a run directory written by "
-                                "`ncmargin train` (docs/formats.md)?")
-    out = []
-    for p in ck.iterdir():
-        m = _CKPT_RE.match(p.name)
-        if m and p.is_file():
-            out.append((int(m.group(1)), p))
-    out.sort()
-    if not out:
-        raise FileNotFoundError(f"{ck}: no epoch_XXXX.npz checkpoint; train the run first "
-                                "(`ncmargin train CONFIG`) or resume it (`--resume`).")
-    return out
-
-
-def _read_config(run_dir: Path) -> dict:
-    """The training config of a run (``config.json["config"]``, docs/formats.md); {} when absent."""
-    p = run_dir / "config.json"
-    if not p.is_file():
-        return {}
-    cfg = read_json(p)
-    if isinstance(cfg, dict) and isinstance(cfg.get("config"), dict):
-        return dict(cfg["config"])
-    return cfg if isinstance(cfg, dict) else {}
-
 
 def _meta(cfg: dict) -> dict:
     keys = ("dataset", "model", "depth", "width", "head", "head_bias", "weight_decay", "seed", "epochs", "lr",
@@ -107,7 +88,7 @@ class _SpectralContext:
         self._error: str | None = None
 
     def complexity(self, epoch: int) -> dict:
-        state = self.run_dir / "checkpoints" / f"model_{int(epoch):04d}.pt"
+        state = model_path(self.run_dir, epoch)
         if not state.is_file():
             return {"error": f"model state for epoch {epoch} not saved ({state} missing): the whole-network "
                              "(spectral) bound needs the weights; retrain the run with a current ncmargin"}
@@ -120,13 +101,12 @@ class _SpectralContext:
             from ncmargin.empirical.config import load_config
             from ncmargin.empirical.data import load_dataset
             from ncmargin.empirical.models import build_model
-            from ncmargin.empirical.runs import load_model_state, read_config
+            from ncmargin.empirical.runs import load_model_state
         except ImportError as exc:
             self._error = f"spectral complexity unavailable ({exc})"
             return {"error": self._error}
         try:
-            meta = read_config(self.run_dir)
-            cfg = load_config(meta["config"], {"device": "cpu", "quiet": True})
+            cfg = load_config(read_meta(self.run_dir)["config"], {"device": "cpu", "quiet": True})
             if self._data is None:
                 self._data = load_dataset(cfg)
             data = self._data
@@ -291,25 +271,16 @@ def analyze_checkpoint(path: str | os.PathLike, *, epoch: int | None = None, svm
 
 # ------------------------------------------------------------------------------------------- run
 
-def _onset_from_log(run_dir: Path) -> int | None:
-    """First epoch with 100% train accuracy in ``log.jsonl`` (eval-mode accuracy, docs/formats.md)."""
-    from ncmargin.empirical.runs import onset_epoch, read_log
-
-    if not (run_dir / "config.json").is_file():
-        return None
-    return onset_epoch(read_log(run_dir))
-
-
-def load_analysis(run_dir: str | os.PathLike) -> dict:
-    """Read ``RUN/analysis.json`` and check its schema (errors name the file)."""
-    return read_schema_json(Path(run_dir) / "analysis.json", SCHEMA, what="an analysis",
-                            fix=f"rerun `ncmargin analyze {Path(run_dir)} --force`")[1]
+def load_analysis(run_dir: str | os.PathLike) -> Analysis:
+    """Read ``RUN/analysis.json`` (or that file itself) through its record (errors name the file and key)."""
+    return Analysis.read(run_dir)
 
 
 def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: bool = False,
                 svm_epochs: str | list[int] = "terminal", spectral: bool = True, delta: float = 0.05,
-                quiet: bool = True, log: Callable[[str], None] | None = None) -> dict:
-    """Analyse every checkpoint of ``run_dir`` and write ``RUN/analysis.json`` (atomic); return it.
+                quiet: bool = True, log: Callable[[str], None] | None = None) -> Analysis:
+    """Analyse every checkpoint of ``run_dir`` and write ``RUN/analysis.json`` (atomic, through the
+    :class:`ncmargin.store.Analysis` record, a dict); return the record.
 
     ``svm_epochs``: ``"terminal"`` (default: the SVM is solved at the checkpoints at or after the onset
     of 100% train accuracy, where claim 1c is evaluated), ``"all"`` (every checkpoint; where the solver
@@ -317,12 +288,13 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: boo
     are reused unless ``force``. Never retrains.
     """
     run_dir = Path(run_dir)
-    ckpts = list_checkpoints(run_dir)
-    cfg = _read_config(run_dir)
-    settings = {"svm_tol": svm_tol, "delta": delta, "spectral": bool(spectral), "version": ANALYSIS_VERSION,
-                "svm_epochs": svm_epochs if isinstance(svm_epochs, str) else sorted(int(e) for e in svm_epochs)}
-    previous: dict[int, dict] = {}
-    ap = run_dir / "analysis.json"
+    ckpts = list_checkpoints(run_dir, required=True)
+    cfg = read_train_config(run_dir)
+    settings = AnalysisSettings(
+        svm_tol=svm_tol, delta=delta, spectral=bool(spectral), version=ANALYSIS_VERSION,
+        svm_epochs=svm_epochs if isinstance(svm_epochs, str) else sorted(int(e) for e in svm_epochs))
+    previous: dict[int, CheckpointAnalysis] = {}
+    ap = Analysis.path_of(run_dir)
     if ap.is_file() and not force:
         try:
             old = load_analysis(run_dir)
@@ -332,8 +304,8 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: boo
             previous = {}
     say = log or (lambda s: None)
 
-    # onset: first checkpoint with 100% train accuracy (recomputed from the saved features); the log,
-    # which has every epoch, refines it when it records an earlier one.
+    # onset: the earlier of the log's (every epoch) and the first checkpoint with 100% train accuracy
+    # recomputed from the saved features (ncmargin.store.terminal_onset)
     train_acc: dict[int, float] = {}
     for ep, path in ckpts:
         tr = load_features(path, split="train")
@@ -341,10 +313,7 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: boo
             raise ValueError(f"{path}: no 'classifier' array; a run checkpoint must store the trained "
                              "classifier (docs/formats.md)")
         train_acc[ep] = _acc(tr.features, tr.labels, tr.classifier, tr.bias)
-    first_sep = next((ep for ep, _ in ckpts if train_acc[ep] >= 1.0), None)
-    onset_log = _onset_from_log(run_dir)
-    candidates = [e for e in (onset_log, first_sep) if e is not None]
-    onset = min(candidates) if candidates else None
+    onset, onset_source = terminal_onset(onset_epoch(read_log(run_dir, missing_ok=True)), train_acc)
 
     if svm_epochs == "all":
         svm_set = {ep for ep, _ in ckpts}
@@ -362,8 +331,8 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: boo
         from ncmargin.theory.bounds import rademacher_last_layer
 
         tr = load_features(dict(ckpts)[ep0], split="train")
-        frozen = {"epoch": ep0, "rademacher": float(rademacher_last_layer(*_augmented(tr.features, tr.classifier,
-                                                                                      tr.bias)))}
+        frozen = FrozenComplexity(epoch=ep0, rademacher=float(rademacher_last_layer(
+            *_augmented(tr.features, tr.classifier, tr.bias))))
 
     spec = _SpectralContext(run_dir) if spectral else None
     rows = []
@@ -394,25 +363,17 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: boo
                 f"angle={(row['svm'] or {}).get('angle_deg', float('nan')):.3g}deg ({row['seconds']:.1f}s)")
         row["terminal"] = onset is not None and ep >= onset
         rows.append(row)
-    out = {
-        "schema": SCHEMA,
-        "run_dir": str(run_dir),
-        "run_id": run_dir.name,
-        "meta": _meta(cfg),
-        "onset_epoch": onset,
-        "onset_source": "log.jsonl" if onset_log is not None and onset == onset_log else "checkpoints",
-        "settings": settings,
-        "frozen_complexity": frozen,
-        "checkpoints": rows,
-        "reused_checkpoints": reused,
-        "seconds": time.perf_counter() - t_start,
-    }
-    atomic_write_json(ap, out)
+    out = Analysis(run_dir=str(run_dir), run_id=run_dir.name, meta=_meta(cfg), onset_epoch=onset,
+                   onset_source=onset_source, settings=settings, frozen_complexity=frozen,
+                   checkpoints=[CheckpointAnalysis(r) for r in rows], reused_checkpoints=reused,
+                   seconds=time.perf_counter() - t_start)
+    out.write(ap)
     return out
 
 
 def terminal_rows(analysis: dict) -> list[dict]:
-    """The analysis rows of the terminal phase (epoch >= onset), sorted by epoch."""
+    """The analysis rows of the terminal phase (epoch >= onset), sorted by epoch (an :class:`Analysis`
+    or its JSON document)."""
     rows = [r for r in analysis.get("checkpoints", []) if r.get("terminal")]
     return sorted(rows, key=lambda r: r["epoch"])
 

@@ -24,11 +24,8 @@ written to the same contract but has not been run on a GPU in this project's CI.
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -36,8 +33,26 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ncmargin import __version__
-from ncmargin.io import atomic_path, atomic_save_npz, atomic_write_json, atomic_write_text, read_json
+from ncmargin.io import atomic_path, atomic_save_npz, atomic_write_json
+from ncmargin.store import (
+    CHECKPOINT_DIR,
+    RESUMABLE_KEYS,
+    append_log,
+    checkpoint_file,
+    git_commit,
+    identity_diff,
+    log_spaced,
+    model_path,
+    reached_full_accuracy,
+    read_log,
+    read_meta,
+    read_train_config,
+    rewrite_log,
+    state_path,
+    thread_limits,
+    versions,
+    write_summary,
+)
 
 from .config import TrainConfig, load_config
 from .data import load_dataset
@@ -61,8 +76,7 @@ LOG_KEYS = ("epoch", "loss", "loss_f32", "saturated_f32", "train_acc", "test_acc
             "normalized_margin", "nc1_topk", "nc2_equinorm_means", "nc2_equiangular_means",
             "nc3_self_duality", "nc4_ncc_mismatch", "lr", "batch_loss", "terminal_phase", "seconds",
             "eval_seconds")
-# config keys that may differ between the stored run and a resume call (nothing else may)
-RESUMABLE_KEYS = ("epochs", "quiet", "save_every", "eval_batch_size", "num_threads")
+# RESUMABLE_KEYS (ncmargin.store): the config keys a resume call may change (nothing else may)
 
 _UTC = datetime.timezone.utc  # noqa: UP017 (datetime.UTC needs Python 3.11)
 _NC_KEYS = ("nc1_topk", "nc2_equinorm_means", "nc2_equiangular_means", "nc3_self_duality", "nc4_ncc_mismatch")
@@ -71,12 +85,9 @@ _NC_KEYS = ("nc1_topk", "nc2_equinorm_means", "nc2_equiangular_means", "nc3_self
 # --------------------------------------------------------------------------------------------- schedules
 
 def checkpoint_epochs(epochs: int, num: int) -> list[int]:
-    """Epoch 0, ``num`` log-spaced epochs in [1, epochs] (rounded, deduplicated) and ``epochs`` itself.
-    The onset of the terminal phase is added at run time."""
-    pts = {0, epochs}
-    if num > 0:
-        pts.update(int(round(v)) for v in np.logspace(0, math.log10(max(epochs, 1)), num))
-    return sorted(p for p in pts if 0 <= p <= epochs)
+    """Epoch 0, ``num`` log-spaced epochs in [1, epochs] (rounded, deduplicated) and ``epochs`` itself
+    (ncmargin.store.log_spaced). The onset of the terminal phase is added at run time."""
+    return log_spaced(epochs, num)
 
 
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
@@ -150,34 +161,6 @@ def epoch_metrics(H_tr, y_tr, H_te, y_te, W, b) -> dict:
 
 # --------------------------------------------------------------------------------------------- helpers
 
-def _git_commit() -> str | None:
-    try:
-        root = Path(__file__).resolve().parents[2]
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5,
-                           check=False)
-        if r.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5, check=False).stdout.strip()
-        return r.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):  # no git, or it hangs
-        return None
-
-
-def _versions() -> dict:
-    v = {"ncmargin": __version__, "python": platform.python_version(), "torch": torch.__version__,
-         "numpy": np.__version__}
-    from importlib.metadata import PackageNotFoundError, version
-
-    for key, dist in (("cvxpy", "cvxpy"), ("scipy", "scipy"), ("sklearn", "scikit-learn"),
-                      ("torchvision", "torchvision")):
-        try:
-            v[key] = version(dist)
-        except PackageNotFoundError:
-            v[key] = None
-    return v
-
-
 def _resolve_device(cfg: TrainConfig, local_rank: int) -> torch.device:
     dev = cfg.device
     if dev == "auto":
@@ -188,26 +171,6 @@ def _resolve_device(cfg: TrainConfig, local_rank: int) -> torch.device:
         if dev == "cuda":
             dev = f"cuda:{local_rank}"
     return torch.device(dev)
-
-
-def _read_log_lines(path: Path) -> list[dict]:
-    """Complete JSON lines of log.jsonl (a trailing partial line from a kill is dropped)."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return out
-
-
-def _append_line(path: Path, record: dict) -> None:
-    with open(path, "a") as fh:
-        fh.write(json.dumps(record, allow_nan=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _clean(v):
@@ -270,58 +233,40 @@ def train(config=None, run_dir: str | os.PathLike = "runs/run", resume: bool = F
     RESUMABLE_KEYS). ``stop_after=k`` stops after epoch k without saving extra state (simulates a kill;
     for tests)."""
     run_dir = Path(run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    log_path = run_dir / "log.jsonl"
-    state_path = ckpt_dir / "last.pt"
-
     state = None
     if resume:
-        if not (run_dir / "config.json").is_file():
-            raise FileNotFoundError(f"{run_dir}: no config.json, so not a run directory to resume; start it "
-                                    "with `ncmargin train CONFIG --out RUN_DIR`")
-        if not state_path.is_file():
-            raise FileNotFoundError(f"{state_path}: no resume state (the run stopped before its first "
+        read_meta(run_dir)  # FileNotFoundError: not a run directory
+        if not state_path(run_dir).is_file():
+            raise FileNotFoundError(f"{state_path(run_dir)}: no resume state (the run stopped before its first "
                                     "checkpoint); delete the run directory and start again")
-        stored = load_config(read_json(run_dir / "config.json")["config"])
+        stored = load_config(read_train_config(run_dir))
         if config is None and not overrides:
             cfg = stored
         else:
             cfg = load_config(stored if config is None else config, overrides)
-            diff = [k for k, v in cfg.to_dict().items() if v != getattr(stored, k) and k not in RESUMABLE_KEYS]
+            diff = identity_diff(stored.to_dict(), cfg.to_dict(), allowed=RESUMABLE_KEYS)
             if diff:
                 raise ValueError(f"--resume: config differs from the stored run in {diff}; only "
-                                 f"{', '.join(RESUMABLE_KEYS)} may change (start a new run otherwise)")
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+                                 f"{', '.join(sorted(RESUMABLE_KEYS))} may change (start a new run otherwise)")
+        read_log(run_dir)  # a corrupt log line is an error here, before anything is rewritten
+        state = torch.load(state_path(run_dir), map_location="cpu", weights_only=False)
     else:
         cfg = load_config(config, overrides)
-        if log_path.exists() or (run_dir / "config.json").exists():
+        if (run_dir / "log.jsonl").exists() or (run_dir / "config.json").exists():
             raise ValueError(f"{run_dir} already holds a run; resume it with --resume {run_dir}, or pass "
                              "another --out directory")
 
     # process-wide settings changed for the run (threads, deterministic algorithms) are restored afterwards
-    threads = torch.get_num_threads()
     det = torch.are_deterministic_algorithms_enabled()
-    limiter = None
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
-        try:
-            from threadpoolctl import threadpool_limits  # numpy's BLAS threads (scikit-learn dependency)
-            limiter = threadpool_limits(limits=cfg.num_threads)
-        except ImportError:  # pragma: no cover
-            pass
     try:
-        return _train(cfg, run_dir, state, stop_after)
+        with thread_limits(cfg.num_threads):
+            return _train(cfg, run_dir, state, stop_after)
     finally:
-        torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(det)
-        if limiter is not None:
-            limiter.restore_original_limits()
 
 
 def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
-    ckpt_dir = run_dir / "checkpoints"
-    log_path = run_dir / "log.jsonl"
-    state_path = ckpt_dir / "last.pt"
+    ckpt_dir = run_dir / CHECKPOINT_DIR
     # --- distributed / device ---------------------------------------------------------------------
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -374,13 +319,12 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         opt.load_state_dict(state["optimizer"])
         start_epoch, onset = int(state["epoch"]), state["onset_epoch"]
         if main:  # drop log lines and checkpoints newer than the state (they will be recomputed)
-            kept = [r for r in _read_log_lines(log_path) if r["epoch"] <= start_epoch]
-            atomic_write_text(log_path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in kept))
+            rewrite_log(run_dir, [r for r in read_log(run_dir) if r["epoch"] <= start_epoch])
             for p in ckpt_dir.glob("*_*.*"):
                 stem = p.stem.split("_")[-1]
                 if stem.isdigit() and int(stem) > start_epoch:
                     p.unlink()
-            meta = read_json(run_dir / "config.json")
+            meta = read_meta(run_dir)
             changed = {k: [meta["config"].get(k), v] for k, v in cfg.to_dict().items()
                        if meta["config"].get(k) != v}
             meta["config"] = cfg.to_dict()
@@ -396,7 +340,7 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         meta = {
             "config": cfg.to_dict(), "seed": cfg.seed, "created": datetime.datetime.now(
                 _UTC).isoformat(timespec="seconds"),
-            "versions": _versions(), "git_commit": _git_commit(),
+            "versions": versions(), "git_commit": git_commit(),
             "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if cuda else ""),
             "world_size": world, "num_threads": torch.get_num_threads(),
             "data": data.info, "num_classes": K,
@@ -420,23 +364,20 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         H_tr, H_te, W, b = arrays
         ytr, yte = data.y_train.cpu().numpy(), data.y_test.cpu().numpy()
         extra = {} if b is None else {"bias": b}
-        atomic_save_npz(ckpt_dir / f"epoch_{epoch:04d}.npz", features=H_tr, labels=ytr, split=np.asarray("train"),
+        atomic_save_npz(checkpoint_file(run_dir, epoch), features=H_tr, labels=ytr, split=np.asarray("train"),
                         test_features=H_te, test_labels=yte,
                         classifier=W, epoch=np.asarray(epoch),
                         onset_epoch=np.asarray(-1 if onset is None else onset), **extra)
-        with atomic_path(ckpt_dir / f"model_{epoch:04d}.pt") as tmp:
+        with atomic_path(model_path(run_dir, epoch)) as tmp:
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
 
     def save_state(epoch: int) -> None:
-        with atomic_path(state_path) as tmp:
+        with atomic_path(state_path(run_dir)) as tmp:
             torch.save({"epoch": epoch, "onset_epoch": onset, "model": model.state_dict(),
                         "optimizer": opt.state_dict(), "config": cfg.to_dict()}, tmp)
 
-    def write_summary(epoch: int, complete: bool) -> None:
-        ckpts = sorted(int(p.stem.split("_")[1]) for p in ckpt_dir.glob("epoch_*.npz"))
-        atomic_write_json(run_dir / "summary.json", {
-            "onset_epoch": onset, "last_epoch": epoch, "epochs": cfg.epochs, "complete": complete,
-            "checkpoints": ckpts, "state_epoch": epoch})
+    def summary(epoch: int, complete: bool) -> None:
+        write_summary(run_dir, onset_epoch=onset, last_epoch=epoch, epochs=cfg.epochs, complete=complete)
 
     def barrier():
         if ddp:
@@ -446,13 +387,13 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
     if state is None:
         if main:
             rec, arrays = evaluate(0, lr_at(cfg, 1), None, 0.0)
-            if rec["train_acc"] == 1.0:
+            if reached_full_accuracy(rec["train_acc"]):
                 onset = 0
                 rec["terminal_phase"] = True
-            _append_line(log_path, rec)
+            append_log(run_dir, rec)
             save_checkpoint(0, arrays)
             save_state(0)
-            write_summary(0, cfg.epochs == 0)
+            summary(0, cfg.epochs == 0)
         barrier()
 
     x_tr, y_tr = data.x_train, data.y_train
@@ -476,17 +417,17 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         seconds = time.perf_counter() - t0
         if main:
             rec, arrays = evaluate(epoch, lr, batch_loss, seconds)
-            new_onset = onset is None and rec["train_acc"] == 1.0
+            new_onset = onset is None and reached_full_accuracy(rec["train_acc"])
             if new_onset:
                 onset = epoch
             rec["terminal_phase"] = onset is not None
-            _append_line(log_path, rec)
+            append_log(run_dir, rec)
             is_ckpt = epoch in sched or new_onset
             if is_ckpt:
                 save_checkpoint(epoch, arrays)
             if is_ckpt or (cfg.save_every and epoch % cfg.save_every == 0):
                 save_state(epoch)
-                write_summary(epoch, epoch == cfg.epochs)
+                summary(epoch, epoch == cfg.epochs)
             if pbar is not None:
                 pbar.update(1)
                 pbar.set_postfix(loss=f"{rec['loss']:.3g}", acc=f"{rec['train_acc']:.4f}",

@@ -171,12 +171,12 @@ def make_inputs(directory: Path, force: bool = False) -> list[Path]:
         save_features(p, H, y, split="train")
         written.append(p)
     if p := want("checkpoint_digits.npz"):
-        from ncmargin.empirical.runs import list_checkpoints, load_checkpoint
         from ncmargin.empirical.train import train
+        from ncmargin.store import list_checkpoints, load_checkpoint
 
         with tempfile.TemporaryDirectory() as tmp:
             run = train("quick_digits", Path(tmp) / "run", overrides=CHECKPOINT_OVERRIDES)
-            ep = list_checkpoints(run)[-1]
+            ep = list_checkpoints(run)[-1].epoch
             fs = load_checkpoint(run, ep, "train")
         save_features(p, fs.features.astype(np.float32), fs.labels, classifier=fs.classifier, bias=fs.bias,
                       split="train", epoch=np.int64(ep),
@@ -438,14 +438,14 @@ _EXACT_LOG_KEYS = ("epoch", "saturated_f32", "train_acc", "test_acc", "nc4_ncc_m
 
 
 def case_train_digits(inputs: Path) -> dict[str, Quantity]:
-    from ncmargin.empirical.runs import list_checkpoints, load_checkpoint, read_config, read_log
     from ncmargin.empirical.train import train
+    from ncmargin.store import list_checkpoints, load_checkpoint, read_log, read_train_config
 
     with tempfile.TemporaryDirectory() as tmp:
         run = train("quick_digits", Path(tmp) / "run", overrides=TRAIN_OVERRIDES)
-        cfg = read_config(run)["config"]
+        cfg = read_train_config(run)
         log = read_log(run)
-        eps = list_checkpoints(run)
+        eps = [c.epoch for c in list_checkpoints(run)]
         last = eps[-1]
         tr, te = load_checkpoint(run, last, "train"), load_checkpoint(run, last, "test")
     q: dict[str, Quantity] = {"checkpoint_epochs": Quantity(np.asarray(eps), EXACT)}

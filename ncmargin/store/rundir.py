@@ -28,7 +28,7 @@ from ncmargin.io import FeatureSet, atomic_write_text, load_features, read_json
 __all__ = [
     "ANALYSIS_FILE", "CHECKPOINT_DIR", "CONFIG_FILE", "LOG_FILE", "SUMMARY_FILE",
     "Checkpoint", "LogError", "Run",
-    "append_log", "checkpoint_path", "is_run_dir", "list_checkpoints", "load_checkpoint", "load_run",
+    "append_log", "checkpoint_file", "checkpoint_path", "is_run_dir", "list_checkpoints", "load_checkpoint", "load_run",
     "log_path", "model_path", "onset_epoch", "reached_full_accuracy", "read_log", "read_meta",
     "read_summary", "read_train_config", "rewrite_log", "run_status", "state_path", "terminal_onset",
     "write_summary",
@@ -53,6 +53,11 @@ def log_path(run_dir: str | os.PathLike) -> Path:
     """``RUN/log.jsonl`` (``run_dir`` may also be the log file itself)."""
     p = Path(run_dir)
     return p if p.name == LOG_FILE and not p.is_dir() else p / LOG_FILE
+
+
+def checkpoint_file(run_dir: str | os.PathLike, epoch: int) -> Path:
+    """Where the checkpoint of ``epoch`` is written (:func:`checkpoint_path` checks that it exists)."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"epoch_{int(epoch):04d}.npz"
 
 
 def model_path(run_dir: str | os.PathLike, epoch: int) -> Path:
@@ -207,7 +212,7 @@ def list_checkpoints(run_dir: str | os.PathLike, *, required: bool = False) -> l
 
 
 def checkpoint_path(run_dir: str | os.PathLike, epoch: int) -> Path:
-    p = Path(run_dir) / CHECKPOINT_DIR / f"epoch_{int(epoch):04d}.npz"
+    p = checkpoint_file(run_dir, epoch)
     if not p.is_file():
         have = [c.epoch for c in list_checkpoints(run_dir)]
         raise FileNotFoundError(f"{p}: no checkpoint at epoch {epoch}; available: {have}")
