@@ -23,17 +23,17 @@ in ``multiclass_svm(..., bias=True)``); W_star must then be the augmented (K, d+
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any
 
 import numpy as np
 
+from ncmargin.store import log_spaced, thread_limits
 from ncmargin.theory.checks import check_features, check_matrix
 from ncmargin.theory.compare import angle_deg
 from ncmargin.theory.margins import margins as _margins
 
-__all__ = ["ce_gd_fixed_features", "record_steps", "default_lr"]
+__all__ = ["ce_gd_fixed_features", "default_lr", "record_steps"]
 
 
 def record_steps(steps: int, n: int = 60) -> np.ndarray:
@@ -41,8 +41,7 @@ def record_steps(steps: int, n: int = 60) -> np.ndarray:
     steps = int(steps)
     if steps < 1:
         raise ValueError(f"steps must be ≥ 1, got {steps}.")
-    r = np.unique(np.concatenate([[0, 1, steps], np.geomspace(1, steps, max(int(n), 2)).astype(np.int64)]))
-    return r[(r >= 0) & (r <= steps)]
+    return np.asarray(log_spaced(steps, max(int(n), 2), floor=True, start=(0, 1)), dtype=np.int64)
 
 
 def default_lr(H: np.ndarray, schedule: str = "constant") -> float:
@@ -53,20 +52,6 @@ def default_lr(H: np.ndarray, schedule: str = "constant") -> float:
         s = np.linalg.norm(H, 2)
         return float(2.0 * H.shape[0] / s ** 2)
     return float(1.0 / np.linalg.norm(H, axis=1).max())
-
-
-@contextlib.contextmanager
-def _blas_threads(n: int | None):
-    if n is None:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        yield
-        return
-    with threadpool_limits(int(n)):
-        yield
 
 
 def ce_gd_fixed_features(H, y, *, W_star=None, steps: int = 100_000, lr: float | None = None,
@@ -118,7 +103,7 @@ def ce_gd_fixed_features(H, y, *, W_star=None, steps: int = 100_000, lr: float |
     rec = record_steps(steps) if record is None else np.unique(np.asarray(record, dtype=np.int64))
     if rec.size == 0 or rec.min() < 0 or rec.max() > steps:
         raise ValueError(f"record steps must lie in [0, {steps}].")
-    rec_set = set(int(s) for s in rec)
+    rec_set = {int(s) for s in rec}
 
     r_max = float(np.linalg.norm(H, axis=1).max())
     nWs = float(np.linalg.norm(Ws)) if Ws is not None else float("nan")
@@ -156,7 +141,7 @@ def ce_gd_fixed_features(H, y, *, W_star=None, steps: int = 100_000, lr: float |
                 "margin_ratio": p / nW * nWs if ok else float("nan"),
                 "norm_W": nW, "lr": eff_lr, "seconds": time.perf_counter() - t0}
 
-    with _blas_threads(threads), np.errstate(under="ignore"):
+    with thread_limits(threads, torch=False), np.errstate(under="ignore"):
         for t in range(steps + 1):
             want = t in rec_set
             if schedule == "constant":

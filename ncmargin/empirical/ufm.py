@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ncmargin.io import atomic_save_npz, atomic_write_json, atomic_write_text
+from ncmargin.store import log_spaced, thread_limits
 
 from .losses import stable_cross_entropy
 
@@ -47,11 +48,9 @@ UFM_NC_KEYS = ("nc1_topk", "nc2_equinorm_means", "nc2_equiangular_means", "nc2_m
 
 
 def log_steps(steps: int, num: int) -> list[int]:
-    """0, ``num`` log-spaced iterations in [1, steps] (rounded, deduplicated), and ``steps``."""
-    pts = {0, steps}
-    if num > 0 and steps >= 1:
-        pts.update(int(round(v)) for v in np.logspace(0, math.log10(steps), num))
-    return sorted(p for p in pts if 0 <= p <= steps)
+    """0, ``num`` log-spaced iterations in [1, steps] (rounded, deduplicated), and ``steps``
+    (ncmargin.store.log_spaced)."""
+    return log_spaced(steps, num)
 
 
 def _record(t: int, W: torch.Tensor, H: torch.Tensor, y: torch.Tensor, K: int, n: int, lr_t: float) -> dict:
@@ -97,12 +96,8 @@ def ufm_dynamics(K: int, n: int, d: int, steps: int, *, lr: float = 1.0, init_sc
         raise ValueError(f"step={step!r}: choose gd or loss_adaptive")
     if d < K - 1:
         raise ValueError(f"d={d} < K-1={K - 1}: neural collapse (a simplex ETF) needs d >= K-1; raise --dim")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny problem: avoid OpenMP spin contention (restored below)
-    try:
+    with thread_limits(1, blas=False):  # tiny problem: avoid OpenMP spin contention (restored after)
         return _run(K, n, d, int(steps), lr, init_scale, step, seed, num_logs, out, quiet)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(K, n, d, steps, lr, init_scale, step, seed, num_logs, out, quiet):
