@@ -16,12 +16,13 @@ CLI: ``ncmargin regress [--update] [--only NAME] [--list]``; pytest: ``tests/reg
 
 from __future__ import annotations
 
-import contextlib
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ncmargin.store import thread_limits
 
 from .cases import CASES, Case, case_names, get_case, make_inputs
 from .engine import Comparison, Quantity, Tol, compare, compare_all, format_table
@@ -100,31 +101,6 @@ def version_changes(golden_versions: dict[str, Any] | None) -> str:
     return "; ".join(ch)
 
 
-@contextlib.contextmanager
-def _single_thread():
-    """numpy BLAS and torch on one thread while a case runs (a fixed reduction order; restored after)."""
-    limiter = None
-    try:
-        from threadpoolctl import threadpool_limits
-        limiter = threadpool_limits(limits=1)
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        pass
-    torch_threads = None
-    try:
-        import sys
-        if "torch" in sys.modules:
-            import torch
-            torch_threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-        yield
-    finally:
-        if torch_threads is not None:
-            import torch
-            torch.set_num_threads(torch_threads)
-        if limiter is not None:
-            limiter.restore_original_limits()
-
-
 def compute_case(name: str, input_dir: Path | None = None) -> dict[str, Quantity]:
     """Run one case and return its quantities (no comparison)."""
     case = get_case(name)
@@ -133,7 +109,7 @@ def compute_case(name: str, input_dir: Path | None = None) -> dict[str, Quantity
     if missing:
         raise FileNotFoundError(f"case {name!r}: stored input(s) {missing} missing in {inputs}; restore them "
                                 f"from git, or create new ones deliberately with `ncmargin regress --update`")
-    with _single_thread():
+    with thread_limits(1):  # numpy BLAS and torch (if loaded) on one thread: a fixed reduction order
         return case.func(inputs)
 
 

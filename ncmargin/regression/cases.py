@@ -8,7 +8,6 @@ returns ``{quantity: Quantity(value, Tol)}``. Inputs come from ``goldens/inputs/
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from .engine import Quantity, Tol
+from .inputs import INPUT_FILES, TRAIN_OVERRIDES, make_inputs, small_models
+from .tolerances import (
+    CLOSED_FORM,
+    EXACT,
+    GD_FLOAT64,
+    POWER_ITERATION,
+    TRAIN_FLOAT32_ARRAY,
+    TRAIN_FLOAT32_SCALAR,
+    svm_certified_tols,
+    ufm_certified_tol,
+)
 
 __all__ = [
     "CASES",
@@ -33,193 +43,6 @@ __all__ = [
     "svm_certified_tols",
     "ufm_certified_tol",
 ]
-
-# ------------------------------------------------------------------------------------- tolerance classes
-# Every number below is argued here and in docs/theory.md §11; the measurements quoted were made on the
-# machine that recorded the goldens (see the versions in each golden file).
-
-EXACT = Tol("exact", why="discrete output (integer count, boolean, string status, index set): "
-                         "any change is a real change")
-# Closed-form float64: a fixed sequence of O(10^3) flops on inputs with |entries| <= ~10. Rounding error is
-# then <= ~1e3 * eps * 10 ~ 2e-12 absolute and ~1e-13 relative for quantities not produced by cancellation.
-# Measured: recomputing the nc_metrics, margins, bounds and alignment cases on three random row
-# permutations of their inputs (a different summation order) moved the values by <= 5.1e-16 relative.
-# 1e-10 relative leaves a wide margin for other BLAS/LAPACK builds (different blocking, FMA); the 1e-12
-# absolute floor is for values that are 0 up to rounding (ETF deviations ~1e-16, NC metrics of exact
-# structure), whose relative error is meaningless.
-CLOSED_FORM = Tol("rel", rtol=1e-10, atol=1e-12,
-                  why="closed-form float64 (rounding <= ~1e-13 rel, measured <= 5.1e-16 under row "
-                      "permutation; 1e-12 floor for values that are 0 up to rounding)")
-# Gradient descent in float64 for a few hundred steps (UFM dynamics in torch float64, fixed-feature GD in
-# numpy): deterministic, but rounding differences (another BLAS kernel, summation order) are propagated
-# and amplified by the iteration. Measured amplification: perturbing the step size by one ulp (a relative
-# perturbation of 1.1e-16 at every step) moved every recorded quantity by <= 5.1e-15 relative (UFM) and
-# <= 3.0e-15 (fixed features; row-permuted features: <= 6.0e-16). 1e-9 relative leaves >= 1e5x for
-# kernels that round differently; the 1e-12 floor covers quantities that are 0 up to rounding.
-GD_FLOAT64 = Tol("rel", rtol=1e-9, atol=1e-12,
-                 why="float64 gradient descent, <= 300 steps (one-ulp step-size perturbation moved the "
-                     "records by <= 5.1e-15 rel)")
-# Training in float32 (torch, CPU, --deterministic, one thread): bitwise reproducible run-to-run
-# (measured: 0 difference). Changing the torch thread count from 1 to 2 (a different reduction order in
-# the float32 GEMMs) moved the features after 5 epochs by 6.6e-8 relative (Frobenius) and the float64 log
-# metrics by <= 4.5e-8 relative. 1e-5 leaves >= 100x for other CPUs' kernels.
-TRAIN_FLOAT32_ARRAY = Tol("norm", rtol=1e-5,
-                          why="float32 training, few epochs: thread-count variation measured 6.6e-8 rel "
-                              "(Frobenius); 1e-5 leaves >= 100x")
-TRAIN_FLOAT32_SCALAR = Tol("rel", rtol=1e-5, atol=1e-6,
-                           why="float64 metric of float32 features after a few epochs: thread-count "
-                               "variation measured <= 4.5e-8 rel; 1e-6 floor for values near 0")
-
-
-# Power iteration (conv-layer spectral norms, float64, seeded start, stop when the relative change of
-# sigma^2 is <= tol = 1e-7): deterministic, but a rounding difference can move the stopping point by one
-# iteration, which changes each conv sigma by <= tol/2 relative; products over the 3 conv layers of the
-# small CNN (spectral product, R_A, Rademacher term) by <= 1.5e-7. 5e-7 relative covers that.
-POWER_ITERATION = Tol("rel", rtol=5e-7, atol=1e-12,
-                      why="float64 power iteration stopped at rel. change 1e-7 of sigma^2: a one-iteration "
-                          "shift of the stop moves each sigma <= 5e-8, products over 3 conv layers <= 1.5e-7")
-
-
-def svm_certified_tols(sol) -> tuple[Tol, Tol]:
-    """(objective tolerance, W tolerance) of one SVM run from ITS certificate [our form]:
-
-    - objective: a primal W that violates constraints by v has W/(1-v) feasible, and dual <= opt, so
-      |objective - opt| <= (objective - dual) + 2 v objective (+ 1e-12 objective for float64 rounding of
-      the objective itself);
-    - W: the objective (1/2)||W||^2 (+ C sum xi) is 1-strongly convex, so a feasible point with
-      P(W) - opt <= g is within sqrt(2 g) of the unique optimum W* in Frobenius norm; with the
-      feasibility correction, ||W - W*||_F <= sqrt(2 (gap + 3 v obj)) + 1.01 v ||W||_F (+ 1e-12 ||W||).
-
-    Both are per-run bounds (``certified=True``): the allowed golden-vs-now difference is their sum.
-    """
-    obj = float(sol.objective)
-    gap = max(0.0, obj - float(sol.dual_objective))
-    v = max(0.0, float(sol.max_violation))
-    nW = float(np.linalg.norm(sol.W))
-    a_obj = gap + 2.0 * v * obj + 1e-12 * abs(obj)
-    a_W = math.sqrt(2.0 * (gap + 3.0 * v * obj)) + 1.01 * v * nW + 1e-12 * nW
-    why = "certified by this run's duality gap and max violation (strong convexity of 1/2||W||^2)"
-    return (Tol("rel", atol=a_obj, certified=True, why="certified: " + why),
-            Tol("norm", atol=a_W, certified=True, why="certified: " + why))
-
-
-def ufm_certified_tol(sol, scale: float = 1.0) -> Tol:
-    """Objective tolerance of one UFM nuclear-norm solve from its certificate: primal upper bound minus
-    dual lower bound (both certified), plus 1e-12 relative rounding [our form]."""
-    c = sol.certificate
-    gap = max(0.0, float(c["primal_upper_bound"]) - float(c["dual_lower_bound"]))
-    return Tol("rel", atol=scale * (gap + 1e-12 * abs(float(sol.objective))), certified=True,
-               why="certified: primal upper bound - dual lower bound of this solve")
-
-
-# ------------------------------------------------------------------------------------------------ inputs
-
-INPUT_FILES = ("features_nc.npz", "features_soft.npz", "features_tiny.npz", "checkpoint_digits.npz",
-               "claim3_table.json", "models_small.npz")
-
-# overrides of the quick digits preset for the training case and for the stored checkpoint input
-TRAIN_OVERRIDES = {"epochs": 5, "n_per_class": 30, "n_test_per_class": 10, "width": 32, "depth": 2,
-                   "num_checkpoints": 1, "deterministic": True, "num_threads": 1, "quiet": True,
-                   "save_every": 0}
-CHECKPOINT_OVERRIDES = dict(TRAIN_OVERRIDES, epochs=40)
-
-
-def make_inputs(directory: Path, force: bool = False) -> list[Path]:
-    """Write the stored input files that are missing (all of them with ``force``); returns those written.
-
-    Inputs are made ONCE from seeded generators and then kept in the repository: the cases read them and
-    never regenerate them, so a change in a generator (numpy's Gaussian sampler, the trainer) cannot move
-    an input. Regenerate only deliberately (delete the file, then ``ncmargin regress --update``).
-    """
-    from ncmargin import theory
-    from ncmargin.io import atomic_write_json, save_features
-    from ncmargin.solvers import multiclass_svm
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-
-    def want(name: str) -> Path | None:
-        p = directory / name
-        return p if (force or not p.exists()) else None
-
-    if p := want("features_nc.npz"):
-        # K=4, d=6, unequal class sizes; features near a 2x-scaled ETF (separable), a perturbed ETF head
-        rng = np.random.default_rng(20231012)
-        y = np.repeat(np.arange(4), [10, 9, 11, 10])
-        M = theory.simplex_etf(4, 6, seed=7)
-        H = 2.0 * M[y] + 0.3 * rng.standard_normal((y.size, 6))
-        W = 1.5 * M + 0.05 * rng.standard_normal((4, 6))
-        b = 0.1 * rng.standard_normal(4)
-        svm = multiclass_svm(H, y)
-        save_features(p, H, y, classifier=W, bias=b, split="train", etf=M, svm_W=svm.W)
-        written.append(p)
-    if p := want("features_soft.npz"):
-        # K=3, d=4, overlapping classes (not separable): the soft-margin case
-        rng = np.random.default_rng(20231013)
-        y = np.repeat(np.arange(3), 8)
-        M = theory.simplex_etf(3, 4, seed=1)
-        H = M[y] + 0.8 * rng.standard_normal((y.size, 4))
-        save_features(p, H, y, split="train")
-        written.append(p)
-    if p := want("features_tiny.npz"):
-        # K=3, d=3, 5 per class, separable: the cvxpy reference case
-        rng = np.random.default_rng(20231014)
-        y = np.repeat(np.arange(3), 5)
-        M = theory.simplex_etf(3, 3, seed=2)
-        H = 1.5 * M[y] + 0.25 * rng.standard_normal((y.size, 3))
-        save_features(p, H, y, split="train")
-        written.append(p)
-    if p := want("checkpoint_digits.npz"):
-        from ncmargin.empirical.train import train
-        from ncmargin.store import list_checkpoints, load_checkpoint
-
-        with tempfile.TemporaryDirectory() as tmp:
-            run = train("quick_digits", Path(tmp) / "run", overrides=CHECKPOINT_OVERRIDES)
-            ep = list_checkpoints(run)[-1].epoch
-            fs = load_checkpoint(run, ep, "train")
-        save_features(p, fs.features.astype(np.float32), fs.labels, classifier=fs.classifier, bias=fs.bias,
-                      split="train", epoch=np.int64(ep),
-                      recipe=np.asarray("quick_digits " + json.dumps(CHECKPOINT_OVERRIDES, sort_keys=True)))
-        written.append(p)
-    if p := want("models_small.npz"):
-        # weights of a small MLP (with BatchNorm) and a small CNN, plus probe inputs, for the network
-        # complexity case; BatchNorm running statistics set to non-trivial values
-        import torch
-
-        g = torch.Generator().manual_seed(20231016)
-        arrays = {}
-        for tag, model in _small_models().items():
-            for k, v in model.state_dict().items():
-                v = v.detach().clone()
-                if v.dtype.is_floating_point:
-                    if k.endswith("running_var"):
-                        v = 0.5 + torch.rand(v.shape, generator=g, dtype=v.dtype)
-                    elif k.endswith("running_mean") or (k.endswith("bias") and ".weight" not in k):
-                        v = 0.1 * torch.randn(v.shape, generator=g, dtype=v.dtype)
-                    else:
-                        v = 0.3 * torch.randn(v.shape, generator=g, dtype=v.dtype)
-                arrays[f"{tag}__{k}"] = v.numpy()
-        rng = np.random.default_rng(20231016)
-        arrays["X_mlp"] = rng.standard_normal((20, 64))
-        arrays["X_cnn"] = rng.standard_normal((20, 1, 8, 8))
-        from ncmargin.io import atomic_save_npz
-
-        atomic_save_npz(p, **arrays)
-        written.append(p)
-    if p := want("claim3_table.json"):
-        # 4 alignments x 5 seeds test-accuracy table: alignment effect + seed effect + noise
-        rng = np.random.default_rng(20231015)
-        a_eff = np.array([0.0, 0.01, 0.02, 0.03])
-        s_eff = 0.004 * rng.standard_normal(5)
-        table = 0.85 + a_eff[:, None] + s_eff[None, :] + 0.003 * rng.standard_normal((4, 5))
-        t = np.array([10, 30, 100, 300, 1000, 3000], dtype=float)
-        angle = 2.0 + 40.0 / np.log(t) + 0.2 * rng.standard_normal(t.size)
-        atomic_write_json(p, {"table": table.tolist(), "t": t.tolist(), "angle": angle.tolist(),
-                              "x": rng.standard_normal(12).tolist(), "about": "seeded (20231015), stored once"})
-        written.append(p)
-    return written
-
 
 def _features(inputs: Path, name: str):
     from ncmargin.io import load_features
@@ -499,19 +322,6 @@ def case_bounds(inputs: Path) -> dict[str, Quantity]:
     return q
 
 
-def _small_models() -> dict:
-    """The two architectures of the network-complexity case (weights come from the stored input)."""
-    from torch import nn
-
-    from ncmargin.empirical.models import MLP, SmallCNN
-
-    mlp = MLP((64,), depth=2, width=16, batchnorm=True)
-    mlp.head = nn.Linear(16, 10)
-    cnn = SmallCNN((1, 8, 8), width=8, channels=4)
-    cnn.head = nn.Linear(8, 10)
-    return {"mlp": mlp, "cnn": cnn}
-
-
 def case_network_complexity(inputs: Path) -> dict[str, Quantity]:
     import torch
 
@@ -520,7 +330,7 @@ def case_network_complexity(inputs: Path) -> dict[str, Quantity]:
     q: dict[str, Quantity] = {}
     with np.load(inputs / "models_small.npz", allow_pickle=False) as z:
         stored = {k: z[k] for k in z.files}
-    for tag, model in _small_models().items():
+    for tag, model in small_models().items():
         sd = {k.split("__", 1)[1]: torch.from_numpy(v) for k, v in stored.items() if k.startswith(tag + "__")}
         model.load_state_dict(sd)
         X = stored[f"X_{tag}"]

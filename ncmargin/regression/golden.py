@@ -24,15 +24,13 @@ import hashlib
 import io
 import json
 import math
-import platform
-import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ncmargin.io import atomic_path, atomic_write_text
+from ncmargin.store import versions
 
 from .engine import Quantity, Tol, normalize
 
@@ -40,20 +38,6 @@ __all__ = ["FORMAT", "GOLDEN_DIR", "golden_paths", "load_golden", "save_golden",
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "goldens"
 FORMAT = "ncmargin-regression-golden/1"
-_PACKAGES = ("numpy", "scipy", "torch", "cvxpy", "clarabel", "scikit-learn", "ncmargin")
-
-
-def versions() -> dict[str, str]:
-    """Versions that produced a golden: python, platform, machine, and the numeric packages."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine()}
-    for p in _PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = "absent"
-    return out
-
-
 def golden_paths(case: str, directory: Path | None = None) -> tuple[Path, Path]:
     d = Path(directory) if directory is not None else GOLDEN_DIR
     return d / f"{case}.json", d / f"{case}.npz"
