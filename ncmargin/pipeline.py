@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -22,16 +21,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ncmargin.empirical.claims import Claim, all_claims, make_verdict, parse_settings
-from ncmargin.empirical.claims.verdicts import VERDICTS
-from ncmargin.empirical.pool import config_differences, default_train, run_status, train_runs
-from ncmargin.io import atomic_write_json, atomic_write_text, read_json, read_schema_json
+from ncmargin.empirical.claims import Claim, all_claims, make_verdict
+from ncmargin.empirical.pool import default_train, train_runs
+from ncmargin.io import atomic_write_text
+from ncmargin.store import (
+    Verdicts,
+    check_keys,
+    check_same_run,
+    list_presets,
+    read_preset,
+    run_status,
+    settings_from,
+    versions,
+)
 
 __all__ = ["SCHEMA", "AnalysisSettings", "VerifyContext", "list_verify_presets", "load_preset", "parse_claims",
            "read_verdicts", "resolve_run_config", "verify", "write_report", "write_run_report", "write_verdicts"]
 
-SCHEMA = "ncmargin.verdicts/1"
-PRESET_DIR = Path(__file__).resolve().parent / "configs"
+SCHEMA = Verdicts.SCHEMA
 PRESET_KEYS = ("name", "device", "jobs", "runs", "analysis", "claims")
 
 
@@ -54,22 +61,15 @@ class RunSpec:
 # ------------------------------------------------------------------------------------------ presets
 
 def list_verify_presets() -> list[str]:
-    return sorted(p.stem[len("verify_"):] for p in PRESET_DIR.glob("verify_*.json"))
+    return list_presets("verify")
 
 
 def load_preset(name_or_path: str | os.PathLike | dict) -> dict:
     """A verify preset: ``quick``/``paper`` (``ncmargin/configs/verify_<name>.json``), a JSON path or a dict."""
     if isinstance(name_or_path, dict):
         return json.loads(json.dumps(name_or_path))
-    s = str(name_or_path)
-    p = Path(s)
-    if not p.is_file():
-        p = PRESET_DIR / f"verify_{s}.json"
-    if not p.is_file():
-        raise FileNotFoundError(f"verify preset {s!r} not found; use one of {', '.join(list_verify_presets())} "
-                                "or a path to a JSON preset")
-    preset = read_json(p)
-    if not isinstance(preset, dict) or "runs" not in preset:
+    p, preset = read_preset("verify", name_or_path)
+    if "runs" not in preset:
         raise ValueError(f"{p}: a verify preset is a JSON object with at least 'runs' (name -> training "
                          "config); see ncmargin/configs/verify_quick.json")
     preset.setdefault("name", p.stem.replace("verify_", ""))
@@ -80,14 +80,10 @@ def check_preset(preset: dict) -> dict:
     """Reject unknown top-level keys (``_``-keys are comments) and parse every registered claim's
     settings, so that a mistyped key fails before anything trains. Returns ``{claim id: settings}``."""
     claims = all_claims()
-    valid = list(PRESET_KEYS) + [c.settings_key for c in claims]
-    unknown = sorted(k for k in preset if k not in valid and not str(k).startswith("_"))
-    if unknown:
-        raise ValueError(f"verify preset {preset.get('name')!r}: unknown key(s) {unknown}; valid keys: "
-                         f"{', '.join(valid)}")
-    parse_settings(AnalysisSettings, preset.get("analysis") or {}, where="preset section 'analysis'")
+    check_keys(preset, list(PRESET_KEYS) + [c.settings_key for c in claims], f"verify preset {preset.get('name')!r}")
+    settings_from(AnalysisSettings, preset.get("analysis"), "preset section 'analysis'")
     for name, spec in (preset.get("runs") or {}).items():
-        parse_settings(RunSpec, spec, where=f"preset run {name!r}")
+        settings_from(RunSpec, spec, f"preset run {name!r}")
     return {c.id: c.settings(preset) for c in claims}
 
 
@@ -95,7 +91,7 @@ def resolve_run_config(spec: dict, device: str | None, quiet: bool):
     """The TrainConfig of a preset run (``spec``: ``{"config", "set"}``) on ``device``."""
     from ncmargin.empirical.config import load_config
 
-    rs = parse_settings(RunSpec, spec, where="preset run")
+    rs = settings_from(RunSpec, spec, "preset run")
     overrides = dict(rs.set or {})
     if device:
         overrides["device"] = device
@@ -149,11 +145,7 @@ class VerifyContext:
             paths[name] = rd
             status = run_status(rd)
             if status != "absent":
-                diff = config_differences(rd, cfg.to_dict())
-                if diff:
-                    raise ValueError(f"{rd} holds a run whose config differs from preset "
-                                     f"{self.preset.get('name')!r} in {diff}; use another --out directory or "
-                                     f"delete {rd}")
+                check_same_run(rd, cfg.to_dict(), what=f"preset {self.preset.get('name')!r}")
             if status == "complete":
                 if name not in self.reused and name not in self.trained:
                     self.reused.append(name)
@@ -184,7 +176,7 @@ class VerifyContext:
 
         rd = self.ensure_runs([name])[name]
         t0 = time.perf_counter()
-        a = parse_settings(AnalysisSettings, self.preset.get("analysis") or {}, where="preset section 'analysis'")
+        a = settings_from(AnalysisSettings, self.preset.get("analysis"), "preset section 'analysis'")
         res = analyze_run(rd, svm_tol=float(a.svm_tol), force=self.force_analysis, svm_epochs=a.svm_epochs,
                           spectral=bool(a.spectral), delta=float(a.delta), quiet=self.quiet)
         dt = time.perf_counter() - t0
@@ -197,52 +189,18 @@ class VerifyContext:
 
 # ------------------------------------------------------------------------------------------ output
 
-def versions() -> dict:
-    """Versions of the packages behind a result (package metadata: no heavy import)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import numpy as np
-    import scipy
-
-    from ncmargin import __version__
-
-    out = {"ncmargin": __version__, "python": platform.python_version(), "numpy": np.__version__,
-           "scipy": scipy.__version__, "platform": platform.platform()}
-    for dist in ("torch", "cvxpy", "clarabel", "scikit-learn", "matplotlib"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
 def write_verdicts(out_dir: str | os.PathLike, verdicts: list[dict], *, preset: str, extra: dict | None = None
                    ) -> Path:
+    """Write ``OUT/verdicts.json`` through its record (ncmargin.store.Verdicts: keys checked, ids unique)."""
     from ncmargin import __version__
 
-    ids = [v["id"] for v in verdicts]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise ValueError(f"duplicate verdict ids {dup}: every verdict id must be unique")
-    doc = {"schema": SCHEMA, "preset": preset,
-           "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-           "ncmargin_version": __version__, "verdicts": verdicts, **(extra or {})}
-    p = Path(out_dir) / "verdicts.json"
-    atomic_write_json(p, doc)
-    return p
+    return Verdicts(preset=preset, created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                    ncmargin_version=__version__, verdicts=verdicts, **(extra or {})).write(Path(out_dir))
 
 
 def read_verdicts(path: str | os.PathLike) -> dict:
     """Read and check ``verdicts.json`` (a directory holding it or the file itself)."""
-    p, doc = read_schema_json(path, SCHEMA, what="a verdicts", fix="rerun `ncmargin verify`",
-                              name="verdicts.json", check=lambda d: isinstance(d.get("verdicts"), list))
-    for i, v in enumerate(doc["verdicts"]):
-        for k in ("claim", "id", "statement", "statistic", "value", "threshold", "verdict", "runs"):
-            if k not in v:
-                raise ValueError(f"{p}: verdicts[{i}] lacks key {k!r}; rerun `ncmargin verify`")
-        if v["verdict"] not in VERDICTS:
-            raise ValueError(f"{p}: verdicts[{i}] has verdict {v['verdict']!r}, not one of {VERDICTS}")
-    return doc
+    return Verdicts.read(path)
 
 
 def write_report(out_dir: str | os.PathLike, doc: dict | None = None, figures=None) -> Path:

@@ -11,41 +11,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["NON_IDENTITY_KEYS", "TrainTask", "config_differences", "default_train", "run_status", "train_runs",
-           "train_worker"]
+__all__ = ["TrainTask", "default_train", "train_runs", "train_worker"]
 
 TrainTask = tuple[str, "dict | None", "str | Path", bool]
-
-
-# config keys that may differ between a stored run and the wanted config without making it another run
-NON_IDENTITY_KEYS = frozenset({"device", "quiet", "save_every", "eval_batch_size", "compile", "amp",
-                               "channels_last", "data_root", "download", "deterministic", "num_threads"})
-
-
-def run_status(run_dir) -> str:
-    """``"complete"`` (summary.json says so), ``"partial"`` (a run dir that can be resumed) or ``"absent"``."""
-    from ncmargin.io import read_json
-
-    p = Path(run_dir)
-    if not (p / "config.json").is_file():
-        return "absent"
-    s = p / "summary.json"
-    if s.is_file():
-        try:
-            if read_json(s).get("complete"):
-                return "complete"
-        except ValueError:
-            pass
-    return "partial"
-
-
-def config_differences(run_dir, want: dict) -> list[str]:
-    """The keys of ``want`` (a training config dict) in which the run stored in ``run_dir`` differs,
-    leaving out :data:`NON_IDENTITY_KEYS`."""
-    from ncmargin.io import read_json
-
-    stored = read_json(Path(run_dir) / "config.json").get("config", {})
-    return sorted(k for k, v in want.items() if k not in NON_IDENTITY_KEYS and stored.get(k) != v)
 
 
 def default_train(config, run_dir, resume: bool = False):
@@ -58,14 +26,13 @@ def train_worker(train_fn: Callable | None, cfg: dict | None, run_dir: str, resu
                  threads: int | None) -> str:
     """Train (or resume) one run; a top-level function so that a spawn-context pool can pickle it.
     ``threads``: torch intra-op threads for this process (None: leave torch's default)."""
-    if threads:
-        try:
-            import torch
+    from ncmargin.store import thread_limits
 
-            torch.set_num_threads(int(threads))
-        except ImportError:  # pragma: no cover
-            pass
-    (train_fn or default_train)(cfg, run_dir, resume=resume)
+    if threads:
+        import torch  # noqa: F401 - imported first so that thread_limits sets its pool
+
+    with thread_limits(threads, blas=False):
+        (train_fn or default_train)(cfg, run_dir, resume=resume)
     return run_dir
 
 

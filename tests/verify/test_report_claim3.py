@@ -16,7 +16,9 @@ VERDICTS_SCHEMA = "ncmargin.verdicts/1"
 def _fixture(out: Path, n_align: int = 4, n_seeds: int = 10) -> list[str]:
     """OUT/verdicts.json with one claim-3 verdict naming every run, and OUT/sweep/sweep.json without stats."""
     run_ids = [f"a{a}_s{s}" for a in range(n_align) for s in range(n_seeds)]
-    runs = [{"run_id": r, "run_dir": str(out / "sweep" / "runs" / r)} for r in run_ids]
+    runs = [{"run_id": f"a{a}_s{s}", "run_dir": str(out / "sweep" / "runs" / f"a{a}_s{s}"), "alignment": f"a{a}",
+             "seed": s, "reached_tpt": True, "final_test_acc": 0.9}
+            for a in range(n_align) for s in range(n_seeds)]
     atomic_write_json(out / "sweep" / "sweep.json", {
         "schema": SWEEP_SCHEMA, "alignment_mode": "perm", "alignments": [{"id": f"a{a}"} for a in range(n_align)],
         "seeds": list(range(n_seeds)), "runs": runs, "excluded": [], "stats": {"error": "fixture: no statistics"},
@@ -31,7 +33,7 @@ def _fixture(out: Path, n_align: int = 4, n_seeds: int = 10) -> list[str]:
 
 def _report_in_fresh_process(out: Path) -> str:
     """Run `python -m ncmargin report OUT` in a new interpreter, so that nothing this test process imported
-    (e.g. ncmargin.empirical.alignment_sweep through other tests) can register the claim-3 section."""
+    (e.g. ncmargin.empirical.claims.claim3 through other tests) can register the claim-3 section."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     res = subprocess.run([sys.executable, "-m", "ncmargin", "report", str(out)], capture_output=True, text=True,
                          check=False, env=env, timeout=120)
@@ -43,7 +45,7 @@ def test_report_command_alone_renders_claim3_section(tmp_path):
     _fixture(tmp_path)
     text = _report_in_fresh_process(tmp_path)
     section = text.split("## Claim 3", 1)[1].split("\n## ", 1)[0]
-    # written only by the claim-3 plugin's section (ncmargin.empirical.alignment_sweep._report_section)
+    # written only by the claim-3 plugin's section (ncmargin.empirical.claims.claim3.claim.section)
     assert "Sweep `sweep/sweep.json`: 4 alignments (perm) × 10 seeds, 40 runs, 0 excluded" in section
     assert "No statistics: fixture: no statistics" in section
 

@@ -6,8 +6,8 @@ section and figure names); ``ncmargin.pipeline`` runs them. See :mod:`.registry`
 
 from __future__ import annotations
 
-from .registry import REGISTRY, Claim, all_claims, get_claim, parse_settings, register, unregister
+from .registry import REGISTRY, Claim, all_claims, get_claim, register, unregister
 from .verdicts import VERDICTS, correlation_verdict, make_verdict, trend_item, trend_verdict
 
 __all__ = ["REGISTRY", "VERDICTS", "Claim", "all_claims", "correlation_verdict", "get_claim", "make_verdict",
-           "parse_settings", "register", "trend_item", "trend_verdict", "unregister"]
+           "register", "trend_item", "trend_verdict", "unregister"]

@@ -19,8 +19,9 @@ import numpy as np
 
 from ncmargin.io import atomic_write_json
 from ncmargin.markdown import fmt, table
+from ncmargin.store import settings_from
 
-from .registry import Claim, parse_settings, register
+from .registry import Claim, register
 from .verdicts import make_verdict, num, solver_problem, trend_item
 
 __all__ = ["Settings", "Synthetic", "fixed_feature_experiment", "section", "synthetic_features", "verdicts_1a"]
@@ -57,20 +58,16 @@ class Settings:
 
 
 def synthetic_features(spec: Synthetic) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(int(spec.seed))
-    K, n, d = int(spec.K), int(spec.n), int(spec.d)
-    means = rng.standard_normal((K, d))
-    means *= float(spec.separation) / np.linalg.norm(means, axis=1, keepdims=True)
-    y = np.repeat(np.arange(K), n)
-    H = means[y] + float(spec.noise) * rng.standard_normal((K * n, d))
-    return H, y
+    from ncmargin.empirical.data import gaussian_clusters
+
+    return gaussian_clusters(spec.K, spec.n, spec.d, separation=spec.separation, noise=spec.noise, seed=spec.seed)
 
 
 def verdicts_1a(name: str, records: list[dict], settings=None, *, runs: list[str] | None = None,
                 fit: dict | None = None, svm_status="optimal") -> list[dict]:
     """Claim 1a on one fixed-feature GD trajectory (records with ``step`` and ``angle_deg``);
     ``svm_status`` is the status of the SVM that gave W*."""
-    s = parse_settings(Settings, settings or {}, where="claim1a settings")
+    s = settings_from(Settings, settings, "claim1a settings")
     recs = [r for r in records if r.get("step", 0) >= 1 and r.get("angle_deg") is not None]
     steps = [float(r["step"]) for r in recs]
     ang = [num(r["angle_deg"]) for r in recs]
@@ -150,8 +147,8 @@ def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
     real = s.real_run
     if real:
         rd = ctx.ensure_runs([real])[real]
-        from ncmargin.empirical.analysis import list_checkpoints
         from ncmargin.io import load_features
+        from ncmargin.store import list_checkpoints
 
         ep, path = list_checkpoints(rd)[-1]
         fs = load_features(path, split="train")

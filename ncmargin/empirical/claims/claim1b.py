@@ -22,8 +22,9 @@ import numpy as np
 
 from ncmargin.io import atomic_write_json
 from ncmargin.markdown import fmt, table
+from ncmargin.store import settings_from
 
-from .registry import Claim, parse_settings, register
+from .registry import Claim, register
 from .verdicts import make_verdict, num, rule, solver_problem, trend_verdict
 
 __all__ = ["Settings", "section", "verdicts_1b"]
@@ -55,7 +56,7 @@ def verdicts_1b(records: list[dict], optimum: float, settings=None, *, runs: lis
     """Claim 1b on UFM gradient-descent records (``step``, ``loss``, ``p_min``, ``normalized_margin``,
     ``sandwich_holds``, ``nc1_topk``) and the certified optimum of the UFM normalized margin
     (``optimum_status``: the status of the nuclear-norm program that gave it)."""
-    s = parse_settings(Settings, settings or {}, where="claim1b settings")
+    s = settings_from(Settings, settings, "claim1b settings")
     recs = [r for r in records if r.get("step", 0) >= 1]
     steps = [float(r["step"]) for r in recs]
     out = []

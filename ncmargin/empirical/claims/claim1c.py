@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ncmargin.markdown import fmt, table
+from ncmargin.store import settings_from
 
-from .registry import Claim, parse_settings, register
+from .registry import Claim, register
 from .verdicts import dig, num, solver_problem, trend_item
 
 __all__ = ["RUN_HEADER", "Settings", "run_rows", "run_section", "runs_of", "runs_section", "svm_problems",
@@ -62,7 +63,7 @@ def verdicts_1c(analysis: dict, settings=None, *, label: str | None = None) -> l
     """Claim 1c on one analysed run (``analysis.json`` content)."""
     from ncmargin.empirical.analysis import terminal_rows
 
-    s = parse_settings(Settings, settings or {}, where="claim1c settings")
+    s = settings_from(Settings, settings, "claim1c settings")
     run = analysis.get("run_id", "run")
     label = label or run
     term = terminal_rows(analysis)

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ncmargin.markdown import fmt, table
+from ncmargin.store import settings_from
 
 from .claim1c import runs_of
-from .registry import Claim, parse_settings, register
+from .registry import Claim, register
 from .verdicts import correlation_verdict, dig, make_verdict, num, rule, trend_item
 
 __all__ = ["BOUND_VARIANTS", "Settings", "section", "verdicts_2"]
@@ -42,7 +43,7 @@ def verdicts_2(analysis: dict, settings=None, *, label: str | None = None) -> li
     """Claim 2 on one analysed run (``analysis.json`` content)."""
     from ncmargin.empirical.analysis import terminal_rows
 
-    s = parse_settings(Settings, settings or {}, where="claim2 settings")
+    s = settings_from(Settings, settings, "claim2 settings")
     run = analysis.get("run_id", "run")
     label = label or run
     rows = terminal_rows(analysis)

@@ -9,7 +9,7 @@ A :class:`Claim` declares
 
 - ``id``, ``title`` (the report heading), ``order`` (run order);
 - ``settings_key`` (its section of a verify preset, e.g. ``"claim1c"``) and ``Settings`` (a dataclass
-  whose fields, with their defaults, are the valid keys; :func:`parse_settings` rejects any other key);
+  whose fields, with their defaults, are the valid keys; ncmargin.store.settings_from rejects any other key);
 - ``runs_needed(settings, preset) -> [run names]``: the preset runs it reads, trained up front;
 - ``run(out_dir, settings, ctx) -> [verdict dicts]`` (``ctx``: ncmargin.pipeline.VerifyContext);
 - ``section(out_dir, verdicts, doc) -> markdown``: its key numbers in report.md, read from stored
@@ -24,12 +24,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["REGISTRY", "Claim", "all_claims", "get_claim", "parse_settings", "register", "unregister"]
+__all__ = ["REGISTRY", "Claim", "all_claims", "get_claim", "register", "unregister"]
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,9 @@ class Claim:
 
     def settings(self, preset: dict):
         """This claim's typed settings from the preset section ``preset[settings_key]``."""
-        return parse_settings(self.Settings, preset.get(self.settings_key) or {},
-                              where=f"preset section {self.settings_key!r}")
+        from ncmargin.store import settings_from
+
+        return settings_from(self.Settings, preset.get(self.settings_key), f"preset section {self.settings_key!r}")
 
 
 REGISTRY: dict[str, Claim] = {}
@@ -97,35 +97,3 @@ def get_claim(claim_id: str) -> Claim:
     if claim_id not in REGISTRY:
         raise ValueError(f"unknown claim {claim_id!r}; available: {', '.join(c.id for c in all_claims())}")
     return REGISTRY[claim_id]
-
-
-def parse_settings(cls: type, raw, *, where: str = "settings"):
-    """``cls(**raw)`` for a settings dataclass, recursing into fields typed as dataclasses; keys starting
-    with ``_`` are comments. An unknown key is a ValueError that lists the valid ones (a mistyped key must
-    never be silently ignored). An instance of ``cls`` is returned as it is."""
-    if isinstance(raw, cls):
-        return raw
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a JSON object of settings, got {type(raw).__name__}")  # noqa: TRY004
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(k for k in raw if k not in fields and not str(k).startswith("_"))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(fields)}")
-    hints = typing.get_type_hints(cls)
-    kw = {}
-    for k, v in raw.items():
-        if k not in fields:
-            continue
-        sub = _dataclass_in(hints.get(k))
-        kw[k] = parse_settings(sub, v, where=f"{where}.{k}") if sub is not None and isinstance(v, dict) else v
-    return cls(**kw)
-
-
-def _dataclass_in(tp):
-    """The dataclass in a type hint ``D`` or ``D | None``, else None."""
-    if dataclasses.is_dataclass(tp):
-        return tp
-    for a in typing.get_args(tp):
-        if dataclasses.is_dataclass(a):
-            return a
-    return None

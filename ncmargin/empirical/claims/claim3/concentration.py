@@ -3,6 +3,7 @@ against the bound on fresh bounded samples and on the features a trained network
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -68,6 +69,8 @@ def _trained_check(s: dict, seed: int) -> dict:
     not exactly)."""
     import torch
 
+    from ncmargin.empirical.data import gaussian_means
+    from ncmargin.store import thread_limits
     from ncmargin.theory import simplex_etf
     from ncmargin.theory.alignment import concentration_bound
 
@@ -75,13 +78,12 @@ def _trained_check(s: dict, seed: int) -> dict:
     d = K - 1
     T, steps = int(s["trials"]), int(s["steps"])
     rng = np.random.default_rng(seed)
-    means = rng.standard_normal((K, D))
-    means *= float(s["separation"]) / np.linalg.norm(means, axis=1, keepdims=True)
+    means = gaussian_means(rng, K, D, float(s["separation"]))
     M = torch.from_numpy(float(s["scale"]) * simplex_etf(K, d)).float()
     npop = int(s["population_per_class"])
     eps = np.asarray(s["eps"], dtype=np.float64)
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    threads = contextlib.ExitStack()
+    threads.enter_context(thread_limits(1, blas=False))
 
     def draw(g, n):
         """T independent samples of n per class: X (T, K n, D) float64, labels (K n,) (same order each)."""
@@ -142,7 +144,7 @@ def _trained_check(s: dict, seed: int) -> dict:
                                 "ratio": float(dev_tr.mean() / dev_fr.mean()) if dev_fr.mean() > 0 else None,
                                 "final_train_loss": float(loss.detach()) / T})
     finally:
-        torch.set_num_threads(prev_threads)
+        threads.close()
     return {"rows": rows, "d": d, "rho": 1.0, "K": K, "deviation_by_n": dev_summary,
             "network": f"Linear({D},{hid})-ReLU-Linear({hid},{d})-tanh, fixed ETF head x{s['scale']}, "
                        f"Adam lr {s['lr']} full batch {steps} steps (float32; means in float64), {T} trials per n"}

@@ -43,8 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from ncmargin.empirical.pool import config_differences, run_status, train_runs
-from ncmargin.io import atomic_write_json, atomic_write_text, read_json, read_schema_json
+from ncmargin.empirical.pool import train_runs
+from ncmargin.io import atomic_write_json, atomic_write_text
+from ncmargin.store import Sweep, check_same_run, list_presets, read_preset, run_status
 
 from .concentration import concentration_experiment, deep_merge
 from .stats import STAT_DEFAULTS, sweep_statistics
@@ -52,15 +53,14 @@ from .stats import STAT_DEFAULTS, sweep_statistics
 __all__ = ["PLAN_SCHEMA", "SWEEP_SCHEMA", "collect_run", "collect_sweep", "list_sweep_presets", "load_sweep_preset",
            "make_alignments", "plan_sweep", "read_sweep_json", "run_sweep", "train_commands", "write_plan"]
 
-SWEEP_SCHEMA = "ncmargin.sweep/1"
+SWEEP_SCHEMA = Sweep.SCHEMA
 PLAN_SCHEMA = "ncmargin.sweep_plan/1"
-PRESET_DIR = Path(__file__).resolve().parents[3] / "configs"
 
 
 # ------------------------------------------------------------------------------------------- presets
 
 def list_sweep_presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("sweep_*.json"))
+    return [f"sweep_{n}" for n in list_presets("sweep")]
 
 
 def load_sweep_preset(source: str | os.PathLike | dict | None) -> dict:
@@ -78,17 +78,15 @@ def load_sweep_preset(source: str | os.PathLike | dict | None) -> dict:
             obj = {"train": obj}
         return obj
     s = str(source)
-    cands = [Path(s), PRESET_DIR / f"{s}.json", PRESET_DIR / f"sweep_{s}.json"]
-    for p in cands:
-        if p.is_file():
-            obj = read_json(p)
-            if not isinstance(obj, dict):
-                raise ValueError(f"{p}: a sweep preset must be a JSON object; see ncmargin/configs/sweep_quick.json")
-            obj = {k: v for k, v in obj.items() if not str(k).startswith("_")}
-            if "train" not in obj:  # a plain training config
-                obj = {"train": str(p)}
-            obj.setdefault("name", p.stem)
-            return obj
+    for kind in ("sweep", "train"):
+        try:
+            p, obj = read_preset(kind, s)
+        except FileNotFoundError:
+            continue
+        if "train" not in obj:  # a plain training config
+            obj = {"train": str(p)}
+        obj.setdefault("name", p.stem)
+        return obj
     raise FileNotFoundError(f"sweep config {s!r} is neither a JSON file nor a preset; sweep presets: "
                             f"{', '.join(list_sweep_presets())} (a training preset name works too)")
 
@@ -217,11 +215,7 @@ def _replace(cfg, **changes):
 
 
 def _check_stored(run: dict) -> None:
-    rd = Path(run["run_dir"])
-    diff = config_differences(rd, run["config"])
-    if diff:
-        raise ValueError(f"{rd} holds a run whose config differs from this sweep in {diff}; use another --out "
-                         f"directory or delete {rd}")
+    check_same_run(Path(run["run_dir"]), run["config"], what="this sweep")
 
 
 def write_plan(plan: dict) -> Path:
@@ -346,14 +340,13 @@ def collect_sweep(plan: dict, *, statistics: dict | None = None, concentration: 
            "runs": runs, "excluded": excluded, "stats": stats,
            "concentration": concentration, "timings": timings or {}}
     if write:
-        atomic_write_json(Path(plan["out_dir"]) / "sweep.json", doc)
+        Sweep(doc).write(Path(plan["out_dir"]) / "sweep.json")
     return doc
 
 
 def read_sweep_json(path: str | os.PathLike) -> dict:
     """Read and check ``sweep.json`` (a sweep directory holding it or the file itself)."""
-    return read_schema_json(path, SWEEP_SCHEMA, what="a sweep", fix="rerun `ncmargin sweep`",
-                            name="sweep.json")[1]
+    return Sweep.read(path)
 
 
 # ------------------------------------------------------------------------------------------ sweep
@@ -393,5 +386,5 @@ def run_sweep(preset="sweep_quick", out_dir="runs/sweep", *, alignments: int | N
     timings["total_s"] = time.perf_counter() - t0
     doc["timings"] = timings
     doc["run_status"] = status
-    atomic_write_json(Path(plan["out_dir"]) / "sweep.json", doc)
+    Sweep(doc).write(Path(plan["out_dir"]) / "sweep.json")
     return read_sweep_json(Path(plan["out_dir"]) / "sweep.json")
