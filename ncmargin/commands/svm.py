@@ -11,7 +11,7 @@ ncmargin svm features.npz --soft 1.0 --method cvxpy --tol 1e-9
 
 
 def add_arguments(p) -> None:
-    p.add_argument("features", metavar="FEATURES.npz", help="feature file (DESIGN.md format)")
+    p.add_argument("features", metavar="FEATURES.npz", help="feature file (docs/formats.md)")
     p.add_argument("--soft", type=float, default=None, metavar="C",
                    help="soft margin (Crammer-Singer hinge) with penalty C; default: hard margin")
     p.add_argument("--bias", action="store_true",

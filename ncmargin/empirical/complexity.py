@@ -1,4 +1,4 @@
-"""Layer norms and the spectral complexity of a whole network (claim 2, THEORY.md §4).
+"""Layer norms and the spectral complexity of a whole network (claim 2, docs/theory.md §5).
 
 Per weight layer A_i (Bartlett, Foster & Telgarsky 2017, Thm 1.1, reference matrices 0):
 

@@ -3,7 +3,7 @@
 Soudry, Hoffer, Nacson, Gunasekar & Srebro 2018 ("The implicit bias of gradient descent on separable
 data", JMLR 19, Thm 7 multi-class): on separable features H, GD with a small enough constant step on
 the unregularized CE ``L(W) = (1/N) Σ_i [logsumexp_k (W h_i)_k − (W h_i)_{y_i}]`` satisfies
-``W(t)/||W(t)||_F → W*/||W*||_F``, W* the hard-margin multi-class SVM (THEORY.md §3(a)), with the angle
+``W(t)/||W(t)||_F → W*/||W*||_F``, W* the hard-margin multi-class SVM (docs/theory.md §3), with the angle
 decaying only like 1/log t. The "normalized" schedule (aggressive steps that compensate the vanishing
 gradient, Nacson, Lee, Gunasekar, Savarese, Srebro & Soudry 2019, "Convergence of gradient descent on
 separable data", AISTATS) converges faster; **[our form]** of it:
@@ -17,7 +17,7 @@ never as a difference with 1, so the gradient stays exact (relative precision) w
 The per-record loss is ``m + log1p(Σ_{k≠y} e^{s_k − m} + expm1(−m))`` with s = z − z_y, m = max(0, max s):
 exact for tiny losses.
 
-Bias: ``bias=True`` appends a constant feature 1 (THEORY.md §3(a); the bias is then regularized like W, as
+Bias: ``bias=True`` appends a constant feature 1 (docs/theory.md §3; the bias is then regularized like W, as
 in ``multiclass_svm(..., bias=True)``); W_star must then be the augmented (K, d+1) ``[W* | b*]``.
 """
 

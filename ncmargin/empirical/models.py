@@ -4,7 +4,7 @@ Every model is a :class:`FeatureClassifier`: ``features(x)`` returns the penulti
 the input of the head) and ``head`` is either a learned ``nn.Linear(d, K, bias=...)`` or a
 :class:`FixedETFHead` (a simplex ETF stored as a buffer: never a parameter, so no optimizer or weight
 decay ever touches it). ``forward(x) = head(features(x))``. The head weight has the PyTorch
-``Linear.weight`` layout K x d, the classifier W of THEORY.md §0.
+``Linear.weight`` layout K x d, the classifier W of docs/theory.md §2.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ __all__ = ["MLP", "FeatureClassifier", "FixedETFHead", "ResNet18", "SmallCNN", "
 
 
 class FixedETFHead(nn.Module):
-    """Fixed simplex-ETF classifier ``logits = scale * h @ M.T`` (Yang et al. 2022; THEORY.md §1, §5).
+    """Fixed simplex-ETF classifier ``logits = scale * h @ M.T`` (Yang et al. 2022; docs/theory.md §1, §8).
 
     ``M = ncmargin.theory.simplex_etf(K, d, seed=rotation_seed, perm=perm)``: rows are the vertices and
     class y gets vertex ``perm[y]`` (the alignment). ``M`` is a buffer (``requires_grad=False``), so it

@@ -1,7 +1,7 @@
 """Gradient dynamics of the unconstrained feature model (UFM) under unregularized cross-entropy.
 
 Free variables: classifier W (K x d) and features H (N x d), N = K n, labels ``y_i = i // n`` (balanced).
-Objective: ``L(W, H) = (1/N) sum_i CE(W h_i, y_i)`` (no bias, no regularization; THEORY.md §3b, the
+Objective: ``L(W, H) = (1/N) sum_i CE(W h_i, y_i)`` (no bias, no regularization; docs/theory.md §7, the
 setting of Gao et al. 2023, Thm 4.1 / Ji et al. 2022). Everything is float64 (torch), and the loss uses
 the stable form of :mod:`ncmargin.empirical.losses`, so both the loss and its gradient stay exact as
 L -> 1e-300 (a naive ``logsumexp - z_y`` rounds to 0 below ~1e-16 in float64 and stalls the true-class
@@ -19,9 +19,9 @@ Step rules (``step``):
   record, ``stopped``) if the loss underflows float64 (p_min > ~745).
 
 At log-spaced iterations (plus 0 and the last) a record holds: loss (float64), p_min, the UFM-normalized
-margin ``p_min / (1/2 (||W||_F^2 + ||H||_F^2))`` (THEORY.md §2) and its optimum ``1/((K-1) sqrt(n))``
-(THEORY.md §3b: the balanced UFM-SVM optimum is (K-1) sqrt(n)), the CE-p_min sandwich bounds and whether
-they hold (THEORY.md §2, ``ncmargin.theory.ce_pmin_sandwich``), NC metrics (``ncmargin.theory.nc_metrics``),
+margin ``p_min / (1/2 (||W||_F^2 + ||H||_F^2))`` (docs/theory.md §2) and its optimum ``1/((K-1) sqrt(n))``
+(docs/theory.md §3: the balanced UFM-SVM optimum is (K-1) sqrt(n)), the CE-p_min sandwich bounds and whether
+they hold (docs/theory.md §2, ``ncmargin.theory.ce_pmin_sandwich``), NC metrics (``ncmargin.theory.nc_metrics``),
 norms and the step size used.
 """
 

@@ -1,7 +1,7 @@
 """Claim 3: test accuracy across label–ETF alignments, seeds as points (the paper's Fig. 4).
 
 Each alignment (a permutation of labels onto the vertices of a fixed simplex-ETF head, and a rotation of
-its frame; THEORY.md §1, §5) is one column; every seed's final test accuracy is a point, with the mean
+its frame; docs/theory.md §1, §8) is one column; every seed's final test accuracy is a point, with the mean
 and its 95% Student-t confidence interval beside them (mean ± t_{0.975, n-1}·s/√n). Runs that did not
 reach 100% train accuracy are drawn as hollow grey crosses and left out of the mean (the sweep
 excludes them from the verdict too)."""

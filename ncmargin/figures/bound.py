@@ -1,6 +1,6 @@
 """Claim 2: the margin bound against the measured test error and generalization gap over epochs.
 
-The bound (THEORY.md §4, [our form] of Gao et al. 2023 Thm 4.4 / Cor. 4.5 after Mohri, Rostamizadeh &
+The bound (docs/theory.md §5, [our form] of Gao et al. 2023 Thm 4.4 / Cor. 4.5 after Mohri, Rostamizadeh &
 Talwalkar 2018, Thm 9.2 made uniform over γ):
     R ≤ (1/N)#{i: p_i ≤ γ} + (4K/γ)·R_N + sqrt(log(log2(2Γ/γ))/N) + sqrt(log(2/δ)/(2N)),
 evaluated by ``ncmargin analyze`` at γ = p_min and at the best γ on a grid, for each complexity measure

@@ -1,4 +1,4 @@
-"""Cross-entropy → multi-class SVM (claim 1, THEORY.md §3).
+"""Cross-entropy → multi-class SVM (claim 1, docs/theory.md §4).
 
 - :func:`plot_ce_svm_deep` — claim 1c: at each checkpoint of a deep run, the angle between the trained
   classifier W_t and the hard-margin SVM solution W*(H_t) on its own train features, and the margin ratio
@@ -7,8 +7,8 @@
   step on a log axis, with the fitted reference angle(t) ≈ a + c / log t (Soudry et al. 2018, Thm 3: the
   direction converges at rate 1/log t).
 - :func:`plot_ufm` — claim 1b: UFM gradient descent; the normalized margin p_min / (½(||W||²+||H||²))
-  converging to the optimum certified by the nuclear-norm program (THEORY.md §3(b)), the loss, p_min
-  with its CE sandwich bounds (THEORY.md §2), and NC metrics where recorded.
+  converging to the optimum certified by the nuclear-norm program (docs/theory.md §3), the loss, p_min
+  with its CE sandwich bounds (docs/theory.md §2), and NC metrics where recorded.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def plot_ce_svm_fixed(claim: Claim1a | str | os.PathLike, out_dir: str | os.Path
 
 
 def _bounds(rec: Records) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The CE sandwich bounds on p_min (THEORY.md §2) if the records carry them (names searched)."""
+    """The CE sandwich bounds on p_min (docs/theory.md §2) if the records carry them (names searched)."""
     lo = up = None
     for k, v in rec.columns.items():
         kl = k.lower()
@@ -305,6 +305,6 @@ def plot_ufm(claim: Claim1b | str | os.PathLike, out_dir: str | os.PathLike,
                "optimum certified by the convex nuclear-norm program "
                f"({'; '.join(opt_texts) if opt_texts else 'not in the results file'}). (b) Loss → 0; "
                "(c) p_min → ∞; shaded in (b) and (c): the exact sandwich (1/N)log(1+e^{−p_min}) ≤ L ≤ "
-               "log(1+(K−1)e^{−p_min}) read as bounds on L given p_min and on p_min given L (THEORY.md §2); "
+               "log(1+(K−1)e^{−p_min}) read as bounds on L given p_min and on p_min given L (docs/theory.md §2); "
                "(d) NC metrics → 0.")
     return FigureResult(name, png, pdf, csv, caption)

@@ -1,6 +1,6 @@
 """Claim 3 premise: the class-mean concentration inequality, empirical probability against the bound.
 
-[our form of Gao et al. 2023, Thm 4.10] (THEORY.md §5): for n i.i.d. features with ||h||_∞ ≤ ρ,
+[our form of Gao et al. 2023, Thm 4.10] (docs/theory.md §8): for n i.i.d. features with ||h||_∞ ≤ ρ,
 P(||μ̂ − μ|| ≥ ε) ≤ 2d·exp(−n ε² / (2 d² ρ²)). The sweep estimates the left side by Monte Carlo (binomial
 standard error) (a) on fresh samples with a known mean, and (b) on features of the samples a network was
 trained on — the setting of the theorem, where the samples are *not* independent of the feature map —

@@ -1,6 +1,6 @@
 """Neural-collapse metrics NC1–NC4 against epoch, in the panels of Papyan, Han & Donoho (2020, Figs. 6–9).
 
-Definitions: THEORY.md §6 (NC1 = Tr(Σ_W Σ_B^†)/K with the top-(K-1) pseudo-inverse; NC2 equinorm =
+Definitions: docs/theory.md §6 (NC1 = Tr(Σ_W Σ_B^†)/K with the top-(K-1) pseudo-inverse; NC2 equinorm =
 std/mean of centred class-mean norms, equiangularity = std of pairwise cosines; NC3 = ||W/||W||_F −
 Ṁ/||Ṁ||_F||_F²; NC4 = fraction of samples where the classifier disagrees with the nearest class mean)."""
 

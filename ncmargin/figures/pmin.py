@@ -1,6 +1,6 @@
 """Minimum margin p_min against epoch for several runs, raw and normalized (the paper's Fig. 3).
 
-p_min = min_i (w_{y_i} - max_{k≠y_i} w_k)·h_i (THEORY.md §2; Gao et al. 2023, Def. of the minimum
+p_min = min_i (w_{y_i} - max_{k≠y_i} w_k)·h_i (docs/theory.md §2; Gao et al. 2023, Def. of the minimum
 margin); the normalized margin is p_min / (||W||_F · max_i ||h_i||) as logged by the trainer."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Claim 3: each alignment predictor (THEORY.md §5; the paper's Thms 4.8–4.10 in [our form]) against
+"""Claim 3: each alignment predictor (docs/theory.md §8; the paper's Thms 4.8–4.10 in [our form]) against
 final test accuracy, one point per run, Spearman's rank correlation ρ in the panel title.
 
 ρ and its p-value are taken from sweep.json's ``stats.predictor_correlations`` when present (they may

@@ -1,4 +1,4 @@
-"""ncmargin.theory: pure numpy, float64 theory core (THEORY.md; docs/theory.md). No torch here."""
+"""ncmargin.theory: pure numpy, float64 theory core (docs/theory.md). No torch here."""
 
 from .checks import check_classifier, check_features
 from .etf import etf_deviation, haar_orthogonal, is_etf, simplex_etf

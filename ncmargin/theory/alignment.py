@@ -1,4 +1,4 @@
-"""Claim 3: alignment predictors and the class-mean concentration check (THEORY.md §5).
+"""Claim 3: alignment predictors and the class-mean concentration check (docs/theory.md §8).
 
 **[our form of Thm 4.10]** (Gao et al. 2023, Thms 4.8–4.10). For a class with n i.i.d. features
 h ∈ R^d with ||h||_∞ ≤ ρ and mean μ, the empirical mean μ̂ satisfies
@@ -7,7 +7,7 @@ h ∈ R^d with ||h||_∞ ≤ ρ and mean μ, the empirical mean μ̂ satisfies
 
 It is valid: Hoeffding per coordinate gives P(|μ̂_j − μ_j| ≥ t) ≤ 2 exp(−n t²/(2ρ²)); ||·||_2 ≥ ε forces
 some |μ̂_j − μ_j| ≥ ε/√d, and the union over d coordinates gives 2d·exp(−nε²/(2dρ²)), which is ≤ the form
-above (d² ≥ d). The looser d² is kept because it is THEORY.md's stated form.
+above (d² ≥ d). The looser d² is kept because it is the stated form of docs/theory.md §8.
 
 Alignment score (smaller = better), with the fixed ETF classifier M (K × d, row m_y = vertex of class y):
 
@@ -94,7 +94,7 @@ def alignment_score(H, y, M) -> float:
 
 
 def normalized_margin_stats(H, y, M) -> dict[str, float]:
-    """Mean and minimum over ordered pairs y ≠ y' of γ_{y,y'}/||m_y − m_{y'}|| (THEORY.md §5;
+    """Mean and minimum over ordered pairs y ≠ y' of γ_{y,y'}/||m_y − m_{y'}|| (docs/theory.md §8;
     the distance of class y's worst sample to the y/y' boundary of M)."""
     H, y, K, M = _prepare(H, y, M)
     gamma = pairwise_margins(H, y, M)
@@ -105,7 +105,7 @@ def normalized_margin_stats(H, y, M) -> dict[str, float]:
 
 
 def alignment_predictors(H, y, M) -> dict[str, float]:
-    """All three predictors of THEORY.md §5 on train features H and the fixed ETF M:
+    """All three predictors of docs/theory.md §8 on train features H and the fixed ETF M:
     ``{"alignment_score", "normalized_margin_mean", "normalized_margin_min"}``. Expected signs: higher
     test accuracy with a smaller score and with larger normalized margins."""
     s = normalized_margin_stats(H, y, M)

@@ -1,4 +1,4 @@
-"""The multi-class margin bound of claim 2 (THEORY.md §4) and its complexity terms.
+"""The multi-class margin bound of claim 2 (docs/theory.md §5) and its complexity terms.
 
 **[our form]** of the paper's Theorem 4.4 / Corollary 4.5: Mohri, Rostamizadeh & Talwalkar,
 *Foundations of Machine Learning* (2nd ed., 2018), Thm 9.2 (multi-class margin bound, factor 4K/γ),
@@ -12,7 +12,7 @@ The empirical term uses the indicator 1[p_i ≤ γ], an upper bound of Mohri's �
 
 Constant caveat: Mohri's binary Thm 5.8 has 2/ρ and its uniform version Thm 5.9 has 4/ρ (the geometric grid
 ρ_k = Γ/2^k costs a factor 2). Applying the same argument to the multi-class Thm 9.2 (4K/ρ) gives 8K/γ;
-THEORY.md fixes 4K/γ. ``factor`` (default 4, THEORY.md's form) selects the constant; ``factor=8`` is the
+the project spec (docs/theory.md §5) fixes 4K/γ. ``factor`` (default 4, that form) selects the constant; ``factor=8`` is the
 form that follows from the union-bound argument without loss. Trends (claim 2) do not depend on it.
 For γ ∈ (0, Γ], log2(2Γ/γ) ≥ 1, so the inner log is ≥ 0 and the uniform term is real (0 at γ = Γ);
 γ ≤ 0 or γ > Γ is outside the theorem and raises. Γ must bound the margins of the class, e.g.
@@ -84,7 +84,7 @@ def margin_bound(margins, gamma, *, K: int, rademacher: float, Gamma: float,
     ``rademacher`` an upper bound of R_N(Π1(F)) (e.g. :func:`rademacher_last_layer` or
     ``spectral_complexity(...)["rademacher"]``); ``Gamma`` the upper end of the γ range (fixed in
     advance, e.g. :func:`margin_range`); ``delta`` the failure probability; ``factor`` the constant
-    in ``factor·K/γ·R_N`` (4: THEORY.md; 8: the rigorous uniform constant, module docstring).
+    in ``factor·K/γ·R_N`` (4: the form of docs/theory.md §5; 8: the rigorous uniform constant, module docstring).
 
     Returns a dict with ``empirical_margin_loss``, ``complexity``, ``uniform_gamma``, ``confidence``,
     ``total`` (their sum), ``vacuous`` (total > 1: the bound says nothing about a 0-1 risk), ``gamma``,
@@ -250,7 +250,7 @@ def normalized_margins(margins, scale: float) -> np.ndarray:
 
 def bound_report(margins, *, K: int, rademacher: float, Gamma: float, delta: float = 0.05, gammas=None,
                  factor: float = 4.0) -> dict[str, Any]:
-    """The bound at γ = p_min and at the best γ of a grid (THEORY.md §4 asks for both at every checkpoint).
+    """The bound at γ = p_min and at the best γ of a grid (docs/theory.md §5 asks for both at every checkpoint).
 
     Returns ``{"p_min", "at_pmin", "best"}``: ``at_pmin`` is :func:`margin_bound` at γ = p_min, or None when
     p_min ∉ (0, Γ] (not 100% train accuracy: the γ = p_min reading does not exist; ``at_pmin_reason`` says
@@ -275,7 +275,7 @@ def bound_report(margins, *, K: int, rademacher: float, Gamma: float, delta: flo
 
 def last_layer_bound(H, y, W, b=None, *, delta: float = 0.05, gammas=None,
                      factor: float = 4.0) -> dict[str, Any]:
-    """The bound of THEORY.md §4 with the last-layer Rademacher term on fixed features, at γ = p_min and at
+    """The bound of docs/theory.md §5 with the last-layer Rademacher term on fixed features, at γ = p_min and at
     the best γ: margins from ``ncmargin.theory.margins``, R_N = r·Λ/sqrt(N) (:func:`rademacher_last_layer`),
     Γ = 2rΛ (:func:`margin_range`); with a bias, r and Λ are those of ``[H | 1]`` and ``[W | b]``.
 

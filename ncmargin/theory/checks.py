@@ -1,7 +1,7 @@
 """Input validation (and row blocking) shared by the theory functions.
 
 Every validator returns float64 / int64 copies (or views when no conversion is needed) and raises
-``ValueError`` whose message names the problem *and* how to fix it (DESIGN.md, Conventions).
+``ValueError`` whose message names the problem *and* how to fix it (docs/architecture.md, conventions).
 Nothing is clipped or silently repaired.
 """
 

@@ -1,13 +1,13 @@
-"""Claim 1 comparison of a trained classifier with the max-margin SVM (THEORY.md §3(c)).
+"""Claim 1 comparison of a trained classifier with the max-margin SVM (docs/theory.md §4).
 
 - ``angle_deg(A, B)``: the angle between two matrices seen as vectors of the Frobenius inner product,
   computed as ``2·atan2(||Â − B̂||_F, ||Â + B̂||_F)`` with ``Â = A/||A||_F`` (Kahan's formula: accurate
   for angles near 0 and 180°, where ``arccos`` of the cosine loses half the digits).
-- ``margin_ratio(H, y, W, W_star)``: ``(p_min(W, H)/||W||_F) / (1/||W*||_F)`` (THEORY.md §3(c)). If W*
+- ``margin_ratio(H, y, W, W_star)``: ``(p_min(W, H)/||W||_F) / (1/||W*||_F)`` (docs/theory.md §4). If W*
   solves the hard-margin SVM on H, then ``1/||W*||_F = max_W p_min(W,H)/||W||_F``, so the ratio is ≤ 1,
   with equality iff W is a positive multiple of W*.
 
-Bias convention [our form, consistent with THEORY.md §3(a) "append a constant feature"]: a bias is the
+Bias convention [our form, consistent with docs/theory.md §3 "append a constant feature"]: a bias is the
 weight of a constant feature 1 appended to every h_i. So with a bias, ``W`` is replaced by the augmented
 ``[W | b]`` (K × (d+1)) everywhere: in ||·||_F, in the angle, and the SVM solution must be the one with a
 (regularized) bias, ``[W* | b*]``. (p_min with a bias is the p_min of the augmented model.)
@@ -25,7 +25,7 @@ __all__ = ["angle_deg", "augment", "margin_ratio", "svm_comparison"]
 
 def augment(W, b=None) -> np.ndarray:
     """``[W | b]`` (K × (d+1)) when ``b`` is given, else ``W`` as float64: the classifier of the model
-    with a constant feature 1 appended (THEORY.md §3(a))."""
+    with a constant feature 1 appended (docs/theory.md §3)."""
     W = check_matrix(W, "classifier W")
     if b is None:
         return W
@@ -54,7 +54,7 @@ def angle_deg(A, B) -> float:
 
 
 def margin_ratio(H, y, W, W_star, b=None, b_star=None) -> float:
-    """``(p_min(W, H)/||W||_F) / (1/||W*||_F)`` (THEORY.md §3(c)); ≤ 1 when W* is the hard-margin SVM
+    """``(p_min(W, H)/||W||_F) / (1/||W*||_F)`` (docs/theory.md §4); ≤ 1 when W* is the hard-margin SVM
     optimum on H (with the same bias convention), → 1 if CE training converges to the SVM direction.
 
     With a bias (``b`` given) the norms are those of the augmented classifiers ``[W | b]`` and
@@ -75,7 +75,7 @@ def margin_ratio(H, y, W, W_star, b=None, b_star=None) -> float:
 
 
 def svm_comparison(H, y, W, W_star, b=None, b_star=None) -> dict:
-    """Both numbers of THEORY.md §3(c) at one checkpoint: ``{"angle_deg", "margin_ratio", "p_min",
+    """Both numbers of docs/theory.md §4 at one checkpoint: ``{"angle_deg", "margin_ratio", "p_min",
     "norm_W", "norm_W_star", "svm_margin"}`` (``svm_margin = 1/||W*||_F``, the best normalized margin)."""
     ratio = margin_ratio(H, y, W, W_star, b, b_star)
     A, As = augment(W, b), augment(W_star, b_star)

@@ -1,4 +1,4 @@
-"""Simplex equiangular tight frames (THEORY.md §1; docs/theory.md §1).
+"""Simplex equiangular tight frames (docs/theory.md §1).
 
 A simplex ETF in rows is ``M = sqrt(K/(K-1)) (I_K - 11^T/K) U^T`` with ``U`` (d x K) having orthonormal
 columns (Papyan, Han & Donoho 2020, Definition 1, written in rows). Its rows have unit norm, pairwise
@@ -49,7 +49,7 @@ def _check_perm(perm, K: int) -> np.ndarray:
 
 
 def simplex_etf(K, d=None, *, seed=None, perm=None) -> np.ndarray:
-    """Simplex ETF as a (K, d) float64 array of rows (THEORY.md §1).
+    """Simplex ETF as a (K, d) float64 array of rows (docs/theory.md §1).
 
     ``M = sqrt(K/(K-1)) (I_K - 11^T/K) U^T`` with ``U`` d x K, ``U^T U = I_K`` (Papyan et al. 2020,
     Def. 1), for d >= K. For ``d = K-1`` (the smallest dimension an ETF fits in) the rows are
@@ -65,7 +65,7 @@ def simplex_etf(K, d=None, *, seed=None, perm=None) -> np.ndarray:
         ``M_canonical @ Q`` with Q a Haar orthogonal d x d matrix drawn from
         ``np.random.default_rng(seed)`` (:func:`haar_orthogonal`).
     perm : optional length-K permutation; row y of the result is vertex ``perm[y]`` (class y gets
-        vertex pi(y), the alignment of THEORY.md §1).
+        vertex pi(y), the alignment of docs/theory.md §1).
     """
     K = check_num_classes(K)
     if d is None:
@@ -90,7 +90,7 @@ def simplex_etf(K, d=None, *, seed=None, perm=None) -> np.ndarray:
 
 
 def etf_deviation(M, *, scale_invariant: bool = True) -> dict:
-    """How far the rows of ``M`` (K x d) are from a simplex ETF (THEORY.md §1) [our form of the report].
+    """How far the rows of ``M`` (K x d) are from a simplex ETF (docs/theory.md §1) [our form of the report].
 
     Keys (all 0 for an exact ETF):
 

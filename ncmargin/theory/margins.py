@@ -1,4 +1,4 @@
-"""Margins, cross-entropy and the CE--p_min sandwich (THEORY.md §2; docs/theory.md §2).
+"""Margins, cross-entropy and the CE--p_min sandwich (docs/theory.md §2).
 
 Notation: features H (N x d), labels y in 0..K-1, classifier W (K x d, rows w_k), optional bias b (K).
 Logits are ``H @ W.T + b``. Everything is float64 and vectorized; large N is processed in row chunks
@@ -46,7 +46,7 @@ def _logits(H, W, b):
 
 
 def logits(H, W, b=None) -> np.ndarray:
-    """Logits ``H @ W.T + b`` (N x K) in float64 (THEORY.md §0)."""
+    """Logits ``H @ W.T + b`` (N x K) in float64 (docs/theory.md §2)."""
     W_arr = np.asarray(W)
     if W_arr.ndim != 2:
         raise ValueError(f"classifier W must be a 2-D array (K x d), got shape {W_arr.shape}.")
@@ -64,7 +64,7 @@ def _margin_chunk(Z, yc):
 
 def margins(H, y, W, b=None) -> np.ndarray:
     """Per-sample margins ``p_i = (w_{y_i} - max_{k != y_i} w_k) . h_i`` (+ ``b_{y_i} - b_k`` with a
-    bias), i.e. ``z_{i,y_i} - max_{k != y_i} z_{i,k}`` for the logits z (THEORY.md §2; Gao et al. 2023,
+    bias), i.e. ``z_{i,y_i} - max_{k != y_i} z_{i,k}`` for the logits z (docs/theory.md §2; Gao et al. 2023,
     Sec. 3). p_i > 0 iff sample i is classified correctly with no tie."""
     H, y, W, b, K = _prepare(H, y, W, b)
     out = np.empty(H.shape[0], dtype=np.float64)
@@ -74,13 +74,13 @@ def margins(H, y, W, b=None) -> np.ndarray:
 
 
 def p_min(H, y, W, b=None) -> float:
-    """Minimum margin ``p_min = min_i p_i`` (THEORY.md §2). p_min > 0 iff 100% training accuracy."""
+    """Minimum margin ``p_min = min_i p_i`` (docs/theory.md §2). p_min > 0 iff 100% training accuracy."""
     return float(margins(H, y, W, b).min())
 
 
 def pairwise_margins(H, y, W, b=None) -> np.ndarray:
     """Pairwise class margins ``gamma[y, y'] = min_{i: y_i = y} (w_y - w_{y'}) . h_i (+ b_y - b_{y'})``
-    (THEORY.md §2; Gao et al. 2023, Sec. 4.3). K x K, diagonal NaN; rows of classes without a sample
+    (docs/theory.md §2; Gao et al. 2023, Sec. 4.3). K x K, diagonal NaN; rows of classes without a sample
     are NaN (the minimum over an empty set is undefined here)."""
     H, y, W, b, K = _prepare(H, y, W, b)
     gamma = np.full((K, K), np.inf)
@@ -100,7 +100,7 @@ def pairwise_margins(H, y, W, b=None) -> np.ndarray:
 
 
 def normalized_pairwise_margins(H, y, W, b=None) -> np.ndarray:
-    """``gamma[y, y'] / ||w_y - w_{y'}||`` (THEORY.md §2): the signed distance of class y's worst sample
+    """``gamma[y, y'] / ||w_y - w_{y'}||`` (docs/theory.md §2): the signed distance of class y's worst sample
     to the y/y' decision boundary (the boundary includes the bias when one is given). NaN on the
     diagonal, for empty classes and where ``w_y = w_{y'}``."""
     gamma = pairwise_margins(H, y, W, b)
@@ -113,7 +113,7 @@ def normalized_pairwise_margins(H, y, W, b=None) -> np.ndarray:
 
 
 def normalized_margin(H, y, W, b=None) -> float:
-    """Scale-free margin for fixed features: ``p_min / (||W||_F * max_i ||h_i||)`` (THEORY.md §2).
+    """Scale-free margin for fixed features: ``p_min / (||W||_F * max_i ||h_i||)`` (docs/theory.md §2).
     With a bias, the bias enters p_min only [our form]."""
     H, y, W, b, K = _prepare(H, y, W, b)
     denom = np.linalg.norm(W) * np.linalg.norm(H, axis=1).max()
@@ -124,8 +124,8 @@ def normalized_margin(H, y, W, b=None) -> float:
 
 
 def ufm_normalized_margin(H, y, W) -> float:
-    """Unconstrained-feature-model margin ``p_min / (1/2 (||W||_F^2 + ||H||_F^2))`` (THEORY.md §2), the
-    quantity maximized by the UFM-SVM (THEORY.md §3b). No bias (the UFM has none)."""
+    """Unconstrained-feature-model margin ``p_min / (1/2 (||W||_F^2 + ||H||_F^2))`` (docs/theory.md §2), the
+    quantity maximized by the UFM-SVM (docs/theory.md §3). No bias (the UFM has none)."""
     H, y, W, b, K = _prepare(H, y, W, None)
     denom = 0.5 * (np.sum(W * W) + np.sum(H * H))
     if denom == 0:
@@ -194,7 +194,7 @@ SANDWICH_ATOL = 1e3 * np.finfo(np.float64).tiny
 
 
 def ce_pmin_sandwich(loss, p_min, N, K, *, rtol: float = SANDWICH_RTOL) -> dict:
-    """The CE--p_min sandwich of THEORY.md §2 (exact for any W, H):
+    """The CE--p_min sandwich of docs/theory.md §2 (exact for any W, H):
 
         loss_lower = (1/N) log(1 + e^{-p_min})  <=  L  <=  log(1 + (K-1) e^{-p_min}) = loss_upper,
         pmin_lower = -log(e^{N L} - 1)  <=  p_min  <=  log((K-1)/(e^{L} - 1)) = pmin_upper.

@@ -1,4 +1,4 @@
-"""Neural-collapse metrics (THEORY.md §6; docs/theory.md §6), in memory and streamed.
+"""Neural-collapse metrics (docs/theory.md §6), in memory and streamed.
 
 Definitions follow Papyan, Han & Donoho (2020), "Prevalence of neural collapse during the terminal
 phase of deep learning training", PNAS 117(40), Sec. 3 / Figs. 2-7, and CDNV follows Galanti, Gyorgy
@@ -287,7 +287,7 @@ def _finish(acc: NCAccumulator, W, b, mismatch_count) -> dict:
 
 def nc_metrics(H, y, W=None, b=None) -> dict:
     """Neural-collapse metrics of features ``H`` (N x d) with labels ``y`` (and classifier W (K x d),
-    bias b) (THEORY.md §6; Papyan, Han & Donoho 2020; Galanti et al. 2022).
+    bias b) (docs/theory.md §6; Papyan, Han & Donoho 2020; Galanti et al. 2022).
 
     Keys: ``nc1_topk``, ``nc1_pinv``, ``nc2_{equinorm,equiangular,maxangle}_{means,classifier}``,
     ``nc3_self_duality``, ``nc4_ncc_mismatch``, ``cdnv``, ``within_cov_trace`` (Tr Sigma_W),

@@ -326,7 +326,7 @@ def bootstrap_ci(stat_fn: Callable[..., float], *arrays, n_boot: int = 2000, lev
 
 def alignment_effect_verdict(table, alpha: float = 0.05, n_perm: int = 9999,
                              seed: int = 0) -> dict[str, Any]:
-    """Verdict of THEORY §5 (claim 3) on an A×S test-accuracy table (alignments × seeds).
+    """Verdict of docs/theory.md §8 (claim 3) on an A×S test-accuracy table (alignments × seeds).
 
     Rule (stated in the returned ``rule``): "alignment matters more than seed" is True iff
     (i) the ANOVA alignment p-value < alpha, (ii) the within-seed permutation p-value < alpha, and

@@ -52,7 +52,7 @@ def test_recorded_loss_matches_theory_ce_and_sandwich(case):
     rec = ce_gd_fixed_features(H, y, W_star=Ws, steps=3000, schedule="normalized", record=[0, 10, 3000])
     assert rec[0]["loss"] == pytest.approx(np.log(3), rel=1e-14)  # zero init: uniform softmax
     assert rec[-1]["loss"] < 1e-8  # deep in the terminal phase
-    for r in rec:  # the exact CE / p_min sandwich (THEORY.md §2) holds at every record
+    for r in rec:  # the exact CE / p_min sandwich (docs/theory.md §2) holds at every record
         assert ce_pmin_sandwich(r["loss"], r["p_min"], len(y), 3)["holds"]
 
 

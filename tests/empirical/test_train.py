@@ -62,7 +62,7 @@ def test_accuracy_and_margin_recomputed_from_checkpoint_files(quick_run):
         true = Z[np.arange(len(fs.labels)), fs.labels]
         Z[np.arange(len(fs.labels)), fs.labels] = -np.inf
         assert np.min(true - Z.max(1)) == pytest.approx(rec["p_min"], rel=1e-12, abs=1e-12)
-        # plain (no split) read gives the train split: a valid DESIGN.md feature file
+        # plain (no split) read gives the train split: a valid feature file (docs/formats.md)
         plain = load_features(path)
         assert plain.split == "train" and np.array_equal(plain.features, fs.features)
         with np.load(path) as d:

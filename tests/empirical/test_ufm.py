@@ -15,7 +15,7 @@ def test_loss_adaptive_reaches_the_ufm_svm_margin(tmp_path):
     last = recs[-1]
     opt = 1 / ((K - 1) * math.sqrt(n))
     assert last["normalized_margin_optimal"] == pytest.approx(opt)
-    # the normalized margin can never exceed the UFM-SVM optimum (THEORY.md 3b) ...
+    # the normalized margin can never exceed the UFM-SVM optimum (docs/theory.md §3) ...
     assert max(r["normalized_margin"] for r in recs) <= opt * (1 + 1e-9)
     # ... and the loss-adaptive dynamics approach it (measured: within 0.2% after 400 steps)
     assert last["normalized_margin"] > 0.99 * opt

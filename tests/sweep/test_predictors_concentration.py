@@ -21,7 +21,7 @@ def _collapsed_features(K, d, n, seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_predictors_invariant_under_relabelling_labels_and_etf_rows(seed):
     """Relabel classes by sigma (y -> sigma(y)) and move the ETF rows with them (row sigma(y) of the new M
-    is row y of the old one): every THEORY §5 predictor is unchanged (float64 round-off only)."""
+    is row y of the old one): every docs/theory.md §8 predictor is unchanged (float64 round-off only)."""
     K, d, n = 5, 8, 12
     H, y, M = _collapsed_features(K, d, n, seed)
     sigma = np.random.default_rng(seed + 10).permutation(K)

@@ -1,4 +1,4 @@
-"""Tests of ncmargin.theory.alignment (THEORY.md §5: predictors, concentration bound and its check)."""
+"""Tests of ncmargin.theory.alignment (docs/theory.md §8: predictors, concentration bound and its check)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Tests of ncmargin.theory.bounds (THEORY.md §4: the uniform margin bound and complexity terms)."""
+"""Tests of ncmargin.theory.bounds (docs/theory.md §5: the uniform margin bound and complexity terms)."""
 
 import math
 

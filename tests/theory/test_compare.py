@@ -1,4 +1,4 @@
-"""Tests of ncmargin.theory.compare (angle to the SVM, margin ratio; THEORY.md §3(c))."""
+"""Tests of ncmargin.theory.compare (angle to the SVM, margin ratio; docs/theory.md §4)."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ from ncmargin.theory.compare import angle_deg, augment, margin_ratio, svm_compar
 def _etf_case(K=5, n=4, d=8, seed=0):
     M = simplex_etf(K, d, seed=seed)
     y = np.repeat(np.arange(K), n)
-    H = M[y]  # features exactly on a unit ETF: W* = ((K-1)/K) M (DESIGN.md closed form)
+    H = M[y]  # features exactly on a unit ETF: W* = ((K-1)/K) M (docs/theory.md §3 closed form)
     return H, y, M, (K - 1) / K * M
 
 

@@ -1,4 +1,4 @@
-"""Simplex ETF construction and the ETF validator (THEORY.md §1)."""
+"""Simplex ETF construction and the ETF validator (docs/theory.md §1)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Margins, CE and the CE-p_min sandwich (THEORY.md §2) against brute-force loops and mpmath."""
+"""Margins, CE and the CE-p_min sandwich (docs/theory.md §2) against brute-force loops and mpmath."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Neural-collapse metrics (THEORY.md §6): exact ETF cases, textbook cross-checks, streaming."""
+"""Neural-collapse metrics (docs/theory.md §6): exact ETF cases, textbook cross-checks, streaming."""
 
 import numpy as np
 import pytest

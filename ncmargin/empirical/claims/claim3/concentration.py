@@ -151,7 +151,7 @@ def _trained_check(s: dict, seed: int) -> dict:
 
 
 def concentration_experiment(settings: dict | None = None) -> dict:
-    """THEORY §5 concentration check: the empirical P(||μ̂_y − μ_y|| ≥ ε) against
+    """docs/theory.md §8 concentration check: the empirical P(||μ̂_y − μ_y|| ≥ ε) against
     ``concentration_bound(n, ε, d, ρ)`` over a grid of n and ε, (i) on fresh bounded samples with a known
     mean and (ii) on the features a trained network produces for its own training sample (and, as the
     baseline, for fresh samples through the same network). Returns ``{"fresh": [rows], "trained": [rows],

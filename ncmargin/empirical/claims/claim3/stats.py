@@ -49,7 +49,7 @@ def predictor_correlations(runs: list[dict], alignment_ids: list[str], *, n_boot
                            level: float = 0.95, seed: int = 0) -> dict:
     """Spearman ρ of each predictor with the final test accuracy, with a percentile-bootstrap interval:
     across alignments (predictor and accuracy averaged over an alignment's included seeds; the headline
-    numbers ``rho``/``p``/``ci_low``/``ci_high``, THEORY §5) and across runs (``runs`` sub-dict)."""
+    numbers ``rho``/``p``/``ci_low``/``ci_high``, docs/theory.md §8) and across runs (``runs`` sub-dict)."""
     inc = [r for r in runs if r.get("reached_tpt") and r.get("final_test_acc") is not None]
     names = list(dict.fromkeys(k for r in inc for k in (r.get("predictors") or {})))
     out = {}

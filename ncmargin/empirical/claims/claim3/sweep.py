@@ -120,7 +120,7 @@ def _base_config(preset: dict, overrides: dict | list | None = None):
 # ---------------------------------------------------------------------------------------- alignments
 
 def make_alignments(A: int, K: int, mode: str = "perm", base_rotation_seed: int = 0) -> list[dict]:
-    """A alignments (THEORY.md §1: a label permutation π and a frame orientation U) of K classes.
+    """A alignments (docs/theory.md §1: a label permutation π and a frame orientation U) of K classes.
 
     ``mode="perm"``: all share the base frame (``base_rotation_seed``; -1 = canonical), alignment 0 is the
     identity permutation and alignment a > 0 a distinct random permutation; ``"rotation"``: identity
@@ -282,7 +282,7 @@ def _train_missing(plan: dict, jobs: int, train_fn: Callable | None, log: Callab
 # -------------------------------------------------------------------------------------------- collect
 
 def collect_run(run_dir: str | os.PathLike) -> dict:
-    """Final numbers and THEORY §5 predictors of one complete run (last checkpoint's train features and the
+    """Final numbers and docs/theory.md §8 predictors of one complete run (last checkpoint's train features and the
     fixed ETF ``M`` stored as its classifier): ``{"reached_tpt", "onset_epoch", "final_epoch",
     "final_train_acc", "final_test_acc", "final_train_loss", "final_p_min", "predictors", "reason"}``."""
     from ncmargin.empirical.runs import load_run
