@@ -162,14 +162,14 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
     return results
 
 
-INDEX_FILE = "figures.json"
+INDEX_FILE = "figures.json"  # ncmargin.store.FiguresIndex.FILE
 
 
 def write_index(out_dir: str | os.PathLike, results: Sequence[FigureResult], skipped: Sequence[str] = ()) -> Path:
-    """``OUT/figures.json`` (schema ncmargin.figures/1): every figure's files (relative to ``out_dir``)
-    and caption, and the skipped figures with their reasons, so that a report written later (without
-    calling make_figures) can still show the captions."""
-    from ncmargin.io import atomic_write_json
+    """``OUT/figures.json`` (the :class:`ncmargin.store.FiguresIndex` record): every figure's files
+    (relative to ``out_dir``) and caption, and the skipped figures with their reasons, so that a report
+    written later (without calling make_figures) can still show the captions."""
+    from ncmargin.store import FiguresIndex
 
     out_dir = Path(out_dir)
 
@@ -179,32 +179,17 @@ def write_index(out_dir: str | os.PathLike, results: Sequence[FigureResult], ski
         except ValueError:
             return str(p)
 
-    doc = {"schema": "ncmargin.figures/1",
-           "figures": [{"name": r.name, "png": rel(r.png), "pdf": rel(r.pdf), "csv": rel(r.csv),
-                        "caption": r.caption} for r in results],
-           "skipped": list(skipped)}
-    p = out_dir / INDEX_FILE
-    atomic_write_json(p, doc)
-    return p
+    return FiguresIndex(figures=[{"name": r.name, "png": rel(r.png), "pdf": rel(r.pdf), "csv": rel(r.csv),
+                                  "caption": r.caption} for r in results],
+                        skipped=list(skipped)).write(out_dir / INDEX_FILE)
 
 
 def load_index(out_dir: str | os.PathLike) -> list[FigureResult]:
     """The figures listed in ``out_dir/figures.json`` (written by make_figures), as FigureResults with
     absolute paths — for a report written later without redrawing. A figure whose PNG is gone is left
-    out. Missing index: FileNotFoundError; malformed: ValueError (both name the file)."""
-    from ncmargin.io import read_json
+    out. Missing index: FileNotFoundError; malformed: ValueError (both name the file and the key)."""
+    from ncmargin.store import FiguresIndex
 
     out_dir = Path(out_dir)
-    p = out_dir / INDEX_FILE
-    doc = read_json(p)
-    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("ncmargin.figures/") \
-            or not isinstance(doc.get("figures"), list):
-        raise ValueError(f"{p}: not a figures index (schema ncmargin.figures/1); rerun `ncmargin figures`")
-    out = []
-    for i, f in enumerate(doc["figures"]):
-        if not isinstance(f, dict) or not all(k in f for k in ("name", "png", "pdf", "csv", "caption")):
-            raise ValueError(f"{p}: figures[{i}] needs name, png, pdf, csv and caption; rerun `ncmargin figures`")
-        png = out_dir / f["png"]
-        if png.is_file():
-            out.append(FigureResult(f["name"], png, out_dir / f["pdf"], out_dir / f["csv"], f["caption"]))
-    return out
+    return [FigureResult(f.name, out_dir / f.png, f.pdf and out_dir / f.pdf, f.csv and out_dir / f.csv, f.caption)
+            for f in FiguresIndex.read(out_dir / INDEX_FILE).figures if (out_dir / f.png).is_file()]

@@ -1,23 +1,21 @@
 """Readers for every saved result a figure uses — the ONE place that knows the file formats.
 
-Formats: the run directory (docs/formats.md: ``config.json``, ``log.jsonl``), ``RUN/analysis.json``,
-``verdicts.json`` and ``sweep/sweep.json`` (docs/results.md), the claim-1a and claim-1b record files
-written by ``verify`` (``OUT/claim1a/fixed_features.json``, ``OUT/claim1b/ufm.json``).
-
-Parsing is tolerant but strict:
+Formats: the run directory (docs/formats.md) and ``RUN/analysis.json``, ``sweep/sweep.json``
+(docs/results.md) are read through :mod:`ncmargin.store` (the strict log reader and the typed
+``Analysis``/``Sweep`` records: a missing or mistyped key is an error naming the file and the key); the
+claim-1a and claim-1b record files written by ``verify`` (``OUT/claim1a/fixed_features.json``,
+``OUT/claim1b/ufm.json``) are read here:
 - a key a figure cannot do without is *required*; when it is missing the error names the file, the
   record and the key (``ValueError``); a missing file raises ``FileNotFoundError`` naming the path;
 - every other key is optional: absent, ``null`` or non-numeric values become NaN in the numeric columns
   and the figure leaves that series out (saying why in its caption or log);
-- a ``schema`` string, where present, must have the expected prefix (a file of another kind is
-  rejected with the file named); where the writer did not put one, the file is accepted.
+- the ``schema`` string, where present, must have the expected prefix.
 
-Changing a format therefore means changing this module only.
+Here the stored documents become float64 columns for plotting; no figure reads a file itself.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from ncmargin import store
 from ncmargin.io import read_json
+from ncmargin.store import CLAIM1A_FILE, CLAIM1B_FILE, Inventory, discover
 
 log = logging.getLogger("ncmargin.figures")
 
@@ -53,14 +53,6 @@ __all__ = [
     "run_labels",
     "run_meta",
 ]
-
-# Where things live (docs/results.md, "Layout of a verify output directory").
-LOG_FILE = "log.jsonl"
-CONFIG_FILE = "config.json"
-ANALYSIS_FILE = "analysis.json"
-SWEEP_FILE = "sweep.json"
-CLAIM1A_FILE = Path("claim1a") / "fixed_features.json"
-CLAIM1B_FILE = Path("claim1b") / "ufm.json"
 
 # Keys of one log.jsonl line (docs/formats.md). Only "epoch" is required.
 LOG_KEYS = ("epoch", "loss", "train_acc", "test_acc", "test_loss", "p_min", "normalized_margin", "lr",
@@ -102,7 +94,7 @@ def column(records: Sequence[Mapping], *path: str) -> np.ndarray:
 
 def _require(obj: Any, key: str, where: str, fix: str = "") -> Any:
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}. {fix}".strip())
+        raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}. {fix}".strip())  # noqa: TRY004
     if key not in obj:
         raise ValueError(f"{where}: missing required key '{key}' (keys present: {sorted(obj)[:20]}). "
                          f"{fix}".strip())
@@ -141,7 +133,7 @@ def _records(obj: Any, path: Path, key: str, required_fields: Iterable[str], fix
         raise ValueError(f"{path}: '{key}' must be a non-empty list of records. {fix}")
     for i, r in enumerate(recs):
         if not isinstance(r, Mapping):
-            raise ValueError(f"{path}: {key}[{i}] is not a JSON object. {fix}")
+            raise ValueError(f"{path}: {key}[{i}] is not a JSON object. {fix}")  # noqa: TRY004
         for f in required_fields:
             if f not in r:
                 raise ValueError(f"{path}: {key}[{i}] is missing required key '{f}' "
@@ -171,49 +163,16 @@ def _find_key(d: Any, names: Sequence[str], depth: int = 3) -> Any:
 
 def read_config(run_dir: str | Path) -> dict:
     """RUN/config.json as a dict; {} when absent (the labels then fall back to the directory name)."""
-    p = Path(run_dir) / CONFIG_FILE
-    if not p.is_file():
-        return {}
-    cfg = read_json(p)
-    if not isinstance(cfg, dict):
-        raise ValueError(f"{p}: expected a JSON object, got {type(cfg).__name__}; rerun `ncmargin train`")
-    return cfg
+    return store.read_meta(run_dir) if (Path(run_dir) / store.CONFIG_FILE).is_file() else {}
 
 
 def read_log(run_dir: str | Path) -> dict[str, np.ndarray]:
-    """RUN/log.jsonl as float64 columns (one entry per epoch line; sorted by epoch, last line wins).
-
-    ``epoch`` is required on every line; every other key is optional (NaN where absent). Blank lines
-    are skipped; a truncated *last* line (an interrupted write) is ignored with a warning, a malformed
-    line elsewhere is an error naming the file and line number.
-    """
-    p = Path(run_dir) / LOG_FILE if Path(run_dir).is_dir() else Path(run_dir)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such file; a run directory has log.jsonl "
-                                f"(run `ncmargin train CONFIG --out RUN` to create one)")
-    lines = p.read_text().splitlines()
-    rows: list[dict] = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if n == len(lines):
-                log.warning("%s: ignoring truncated last line %d (%s)", p, n, exc)
-                continue
-            raise ValueError(f"{p}: line {n} is not valid JSON ({exc}); the log is corrupt — "
-                             f"rerun or resume the training run") from exc
-        if not isinstance(row, dict) or "epoch" not in row:
-            raise ValueError(f"{p}: line {n} is missing required key 'epoch'; "
-                             f"each log line is one epoch's JSON object with an 'epoch' key")
-        rows.append(row)
+    """RUN/log.jsonl (:func:`ncmargin.store.read_log`, strict: errors name the file and line) as float64
+    columns, one entry per epoch; every key but ``epoch`` is optional (NaN where absent)."""
+    rows = store.read_log(run_dir)
     if not rows:
-        raise ValueError(f"{p}: empty log (no epoch lines); the run has not finished an epoch")
-    by_epoch = {int(as_float(r["epoch"])): r for r in rows}
-    rows = [by_epoch[e] for e in sorted(by_epoch)]
-    keys = list(dict.fromkeys(k for r in rows for k, v in r.items()
-                              if isinstance(v, (int, float)) or v is None))
+        raise ValueError(f"{store.log_path(run_dir)}: empty log (no epoch lines); the run has not finished an epoch")
+    keys = list(dict.fromkeys(k for r in rows for k, v in r.items() if isinstance(v, (int, float)) or v is None))
     return {k: column(rows, k) for k in keys}
 
 
@@ -236,16 +195,11 @@ class Analysis:
 
 
 def read_analysis(path: str | Path) -> Analysis:
-    """RUN/analysis.json: required top-level 'checkpoints' (each with 'epoch'); the rest optional."""
-    fix = "rerun `ncmargin analyze RUN` to rewrite it"
-    path, obj = _open_doc(path, ANALYSIS_FILE, "ncmargin.analysis", missing="run `ncmargin analyze {dir}` first",
-                          fix=fix)
-    cps = _records(obj, path, "checkpoints", ["epoch"], fix)
-    cps = sorted(cps, key=lambda c: as_float(c["epoch"]))
-    onset = obj.get("onset_epoch")
-    meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
-    return Analysis(path, str(obj.get("run_id") or path.parent.name), meta,
-                    None if onset is None else int(onset), cps)
+    """RUN/analysis.json (a run directory or the file) through the :class:`ncmargin.store.Analysis` record."""
+    path = store.Analysis.path_of(path)
+    rec = store.Analysis.read(path)
+    cps = sorted(rec.checkpoints, key=lambda c: as_float(c.epoch))
+    return Analysis(path, rec.run_id or path.parent.name, rec.meta, rec.onset_epoch, cps)
 
 
 @dataclass
@@ -275,12 +229,8 @@ class RunData:
         """First epoch with 100% train accuracy: from analysis.json if present, else from the log."""
         if self.analysis is not None and self.analysis.onset_epoch is not None:
             return self.analysis.onset_epoch
-        acc = self.series("train_acc")
-        if not np.isfinite(acc).any():
-            return None
-        full = 100.0 if np.nanmax(acc) > 1.0 + 1e-9 else 1.0  # accept fractions or percent
-        hit = np.nonzero(acc >= full - 1e-12)[0]
-        return int(self.epochs[hit[0]]) if hit.size else None
+        return store.onset_epoch([{"epoch": int(e), "train_acc": a}
+                                  for e, a in zip(self.epochs, self.series("train_acc"))])
 
 
 def run_meta(config: Mapping, analysis_meta: Mapping | None = None, fallback_id: str = "") -> dict:
@@ -319,8 +269,8 @@ def read_run(run_dir: str | Path, with_analysis: bool = True) -> RunData:
     lg = read_log(run_dir)
     cfg = read_config(run_dir)
     an = None
-    if with_analysis and (run_dir / ANALYSIS_FILE).is_file():
-        an = read_analysis(run_dir / ANALYSIS_FILE)
+    if with_analysis and (run_dir / store.ANALYSIS_FILE).is_file():
+        an = read_analysis(run_dir)
     meta = run_meta(cfg, an.meta if an else None, run_dir.name)
     return RunData(run_dir, str(meta.get("run_id") or run_dir.name), meta, lg, an)
 
@@ -398,7 +348,7 @@ def _flatten_record(r: Mapping, prefix: str = "") -> dict[str, Any]:
 def _trajectories(obj: Any, path: Path, required: Sequence[str], fix: str) -> list[Records]:
     """Accept {records: [...]} (one experiment) or {experiments: [{name, records}, ...] | {name: {...}}}."""
     if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: expected a JSON object; {fix}")
+        raise ValueError(f"{path}: expected a JSON object; {fix}")  # noqa: TRY004
     if "records" in obj:
         groups = [(str(obj.get("name") or obj.get("experiment") or path.stem), obj)]
     elif "experiments" in obj:
@@ -505,32 +455,17 @@ class Sweep:
 
 
 def read_sweep(path: str | Path) -> Sweep:
-    """sweep/sweep.json (schema ncmargin.sweep/1): 'runs' with 'alignment' and 'final_test_acc'
-    required per run; seed, reached_tpt (default true), predictors and stats optional."""
-    fix = "rerun `ncmargin sweep` (or `ncmargin verify --claims 3`) to rewrite it"
-    path, obj = _open_doc(path, SWEEP_FILE, "ncmargin.sweep", missing="`ncmargin sweep` writes it", fix=fix)
-    recs = _records(obj, path, "runs", ["alignment", "final_test_acc"], fix)
-    runs = []
-    for r in recs:
-        preds = r.get("predictors") or {}
-        if not isinstance(preds, Mapping):
-            raise ValueError(f"{path}: 'predictors' of run {r.get('run_dir')} must be an object; {fix}")
-        seed = r.get("seed")
-        runs.append(SweepRun(str(r.get("run_dir", "")), str(r["alignment"]),
-                             None if seed is None else int(seed), bool(r.get("reached_tpt", True)),
-                             as_float(r["final_test_acc"]), as_float(r.get("final_train_acc")),
-                             as_float(r.get("final_train_loss")),
-                             {str(k): as_float(v) for k, v in preds.items()}))
-    ids = []
-    for a in obj.get("alignments") or []:
-        if isinstance(a, Mapping) and "id" in a:
-            ids.append(str(a["id"]))
-    for r in runs:
-        if r.alignment not in ids:
-            ids.append(r.alignment)
-    stats = obj.get("stats") if isinstance(obj.get("stats"), dict) else {}
-    conc, conc_info = _concentration(obj.get("concentration"), path)
-    return Sweep(path, runs, ids, stats, list(obj.get("excluded") or []), conc, conc_info)
+    """sweep/sweep.json (a sweep directory or the file) through the :class:`ncmargin.store.Sweep` record."""
+    p = Path(path)
+    path = p / store.SWEEP_DIR / store.SWEEP_FILE if p.is_dir() and not (p / store.SWEEP_FILE).is_file() \
+        and (p / store.SWEEP_DIR / store.SWEEP_FILE).is_file() else store.Sweep.path_of(p)
+    rec = store.Sweep.read(path)
+    runs = [SweepRun(r.run_dir, r.alignment, r.seed, r.reached_tpt, as_float(r.final_test_acc),
+                     as_float(r.final_train_acc), as_float(r.final_train_loss),
+                     {str(k): as_float(v) for k, v in r.predictors.items()}) for r in rec.runs]
+    ids = list(dict.fromkeys([str(a["id"]) for a in rec.alignments if "id" in a] + [r.alignment for r in runs]))
+    conc, conc_info = _concentration(rec.concentration, path)
+    return Sweep(path, runs, ids, rec.stats, list(rec.excluded), conc, conc_info)
 
 
 CONCENTRATION_KEYS = ("n", "eps", "empirical", "stderr", "bound", "empirical_fresh", "stderr_fresh")
@@ -542,7 +477,7 @@ def _concentration(c: Any, path: Path) -> tuple[dict[str, dict[str, np.ndarray]]
     if c is None:
         return {}, {}
     if not isinstance(c, Mapping):
-        raise ValueError(f"{path}: 'concentration' must be an object with 'fresh'/'trained' lists; "
+        raise ValueError(f"{path}: 'concentration' must be an object with 'fresh'/'trained' lists; "  # noqa: TRY004
                          f"rerun `ncmargin sweep`")
     out = {}
     for part in ("fresh", "trained"):
@@ -554,80 +489,3 @@ def _concentration(c: Any, path: Path) -> tuple[dict[str, dict[str, np.ndarray]]
         out[part] = {k: column(recs, k) for k in CONCENTRATION_KEYS}
     info = {k: v for k, v in c.items() if k not in ("fresh", "trained")}
     return out, info
-
-
-# ---------------------------------------------------------------------------------------------------
-# discovery
-
-
-@dataclass
-class Inventory:
-    """What a set of paths holds, for make_figures."""
-
-    runs: list[Path] = field(default_factory=list)         # run dirs for per-run figures
-    claim1a: list[Path] = field(default_factory=list)
-    claim1b: list[Path] = field(default_factory=list)
-    sweeps: list[Path] = field(default_factory=list)        # sweep.json files
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, lst: list[Path], p: Path) -> None:
-        p = p.resolve()
-        if p not in lst:
-            lst.append(p)
-
-
-def _is_run(d: Path) -> bool:
-    return (d / LOG_FILE).is_file()
-
-
-def discover(paths: Sequence[str | Path]) -> Inventory:
-    """Classify each path: a run dir (has log.jsonl), a sweep dir (has sweep.json), a verify output dir
-    (runs/, claim1a/, claim1b/, sweep/), a directory of run dirs, or one of the result files itself."""
-    inv = Inventory()
-    for raw in paths:
-        p = Path(raw)
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: no such file or directory; give run directories, a sweep "
-                                    f"directory or a `verify` output directory")
-        if p.is_file():
-            name = p.name
-            if name == SWEEP_FILE:
-                inv.add(inv.sweeps, p)
-            elif name == ANALYSIS_FILE or name == LOG_FILE:
-                inv.add(inv.runs, p.parent)
-            elif name == CLAIM1A_FILE.name or p.parent.name == "claim1a":
-                inv.add(inv.claim1a, p)
-            elif name == CLAIM1B_FILE.name or p.parent.name == "claim1b":
-                inv.add(inv.claim1b, p)
-            else:
-                raise ValueError(f"{p}: not a results file figures know (expected a run directory, "
-                                 f"{SWEEP_FILE}, {ANALYSIS_FILE}, {CLAIM1A_FILE} or {CLAIM1B_FILE})")
-            continue
-        found = False
-        if _is_run(p):
-            inv.add(inv.runs, p)
-            found = True
-        if (p / SWEEP_FILE).is_file():
-            inv.add(inv.sweeps, p / SWEEP_FILE)
-            found = True
-        if (p / "runs").is_dir():
-            for d in sorted((p / "runs").iterdir()):
-                if d.is_dir() and _is_run(d):
-                    inv.add(inv.runs, d)
-                    found = True
-        for sub, lst in ((CLAIM1A_FILE, inv.claim1a), (CLAIM1B_FILE, inv.claim1b)):
-            if (p / sub).is_file():
-                inv.add(lst, p / sub)
-                found = True
-        if (p / "sweep" / SWEEP_FILE).is_file():
-            inv.add(inv.sweeps, p / "sweep" / SWEEP_FILE)
-            found = True
-        if not found:  # a plain directory of run dirs
-            subs = [d for d in sorted(p.iterdir()) if d.is_dir() and _is_run(d)]
-            for d in subs:
-                inv.add(inv.runs, d)
-            found = bool(subs)
-        if not found:
-            inv.notes.append(f"{p}: holds no run directory (log.jsonl), sweep.json, claim1a/ or claim1b/ "
-                             f"results; nothing to plot from it")
-    return inv

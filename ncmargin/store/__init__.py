@@ -6,6 +6,7 @@ theory, solvers, empirical, figures or the report). Formats: docs/formats.md (th
 docs/results.md (the result files, generated from :mod:`ncmargin.store.records`).
 """
 
+from .discover import CLAIM1A_FILE, CLAIM1B_FILE, RUNS_DIR, SWEEP_DIR, SWEEP_FILE, Inventory, discover
 from .identity import NON_IDENTITY_KEYS, RESUMABLE_KEYS, RunMismatchError, check_same_run, identity_diff
 from .presets import (
     PRESET_DIR,
@@ -66,12 +67,17 @@ from .runtime import git_commit, log_spaced, thread_limits, versions
 __all__ = [
     "ANALYSIS_FILE",
     "CHECKPOINT_DIR",
+    "CLAIM1A_FILE",
+    "CLAIM1B_FILE",
     "CONFIG_FILE",
     "LOG_FILE",
     "NON_IDENTITY_KEYS",
     "PRESET_DIR",
     "RESUMABLE_KEYS",
+    "RUNS_DIR",
     "SUMMARY_FILE",
+    "SWEEP_DIR",
+    "SWEEP_FILE",
     "VERDICT_VALUES",
     "Analysis",
     "AnalysisSettings",
@@ -81,6 +87,7 @@ __all__ = [
     "FigureEntry",
     "FiguresIndex",
     "FrozenComplexity",
+    "Inventory",
     "LogError",
     "Record",
     "Run",
@@ -98,6 +105,7 @@ __all__ = [
     "checkpoint_file",
     "checkpoint_path",
     "describe",
+    "discover",
     "find_preset",
     "git_commit",
     "identity_diff",

@@ -68,9 +68,9 @@ class Record(dict):
         cls._hints = None
 
     # -- construction --------------------------------------------------------------------------------
-    def __init__(self, *args, _where: str | None = None, **kw):
+    def __init__(self, *args, _where: str | None = None, _fix: str | None = None, **kw):
         super().__init__(*args, **kw)
-        self._validate(_where or type(self).__name__)
+        self._validate(_where or type(self).__name__, _fix)
 
     @classmethod
     def fields(cls) -> dict[str, F]:
@@ -83,23 +83,24 @@ class Record(dict):
             cls._hints = {k: hints[k] for k in cls._fields}
         return cls._hints
 
-    def _validate(self, where: str) -> None:
+    def _validate(self, where: str, fix: str | None = None) -> None:
         cls = type(self)
+        fix = fix or cls.FIX
         if cls.SCHEMA is not None:
             got = self.get("schema", cls.SCHEMA)
             if got != cls.SCHEMA and got not in cls.READS:
                 raise SchemaError(f"{where}: schema is {got!r}, expected {cls.SCHEMA!r}; this is not "
-                                  f"{_article(cls.__name__)} file of this version; {cls.FIX}")
+                                  f"{_article(cls.__name__)} file of this version; {fix}")
         unknown = [k for k in self if k not in cls._fields and k != "schema"]
         if unknown:
-            raise SchemaError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(cls._fields)}; {cls.FIX}")
+            raise SchemaError(f"{where}: unknown key(s) {unknown}; valid keys: {', '.join(cls._fields)}; {fix}")
         types_ = cls._types()
         content = {}
         for name, f in cls._fields.items():
             if name in self:
-                content[name] = _convert(self[name], types_[name], f"{where}: '{name}'", cls.FIX)
+                content[name] = _convert(self[name], types_[name], _sub(where, name), fix)
             elif f.required:
-                raise SchemaError(f"{where}: missing required key '{name}' ({f.doc}); {cls.FIX}")
+                raise SchemaError(f"{where}: missing required key '{name}' ({f.doc}); {fix}")
             else:
                 content[name] = f.default() if callable(f.default) else f.default
         self.clear()
@@ -142,6 +143,11 @@ class Record(dict):
         return cls(doc, _where=str(p))
 
 
+def _sub(where: str, name: str) -> str:
+    """``file: key`` for a top-level key, ``file: outer[i].key`` below it."""
+    return f"{where}.{name}" if ": " in where else f"{where}: {name}"
+
+
 def _article(name: str) -> str:
     return ("an " if name[:1].lower() in "aeiou" else "a ") + name
 
@@ -182,7 +188,7 @@ def _convert(v: Any, tp: Any, where: str, fix: str) -> Any:
     if isinstance(tp, type) and issubclass(tp, Record):
         if not isinstance(v, dict):
             raise SchemaError(f"{where} must be an object ({tp.__name__}), got {type(v).__name__}; {fix}")
-        return v if type(v) is tp else tp(v, _where=where)
+        return v if type(v) is tp else tp(v, _where=where, _fix=fix)
     ok = {float: lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
           int: lambda x: isinstance(x, int) and not isinstance(x, bool),
           bool: lambda x: isinstance(x, bool), str: lambda x: isinstance(x, str),

@@ -137,8 +137,8 @@ class Verdict(Record):
     runs: list[str] = F("run ids the verdict is based on")
     detail: dict[str, Any] = F("claim-specific numbers behind the verdict (p-values, n, trajectories)", dict)
 
-    def _validate(self, where: str) -> None:
-        super()._validate(where)
+    def _validate(self, where: str, fix: str | None = None) -> None:
+        super()._validate(where, fix)
         if self["verdict"] not in VERDICT_VALUES:
             from .record import SchemaError
 
@@ -169,8 +169,8 @@ class Verdicts(Record):
     versions: dict[str, Any] = F("package versions (ncmargin.store.versions)", dict)
     notes: list[str] = F("remarks of the claim steps", list)
 
-    def _validate(self, where: str) -> None:
-        super()._validate(where)
+    def _validate(self, where: str, fix: str | None = None) -> None:
+        super()._validate(where, fix)
         ids = [v["id"] for v in self["verdicts"]]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
@@ -236,8 +236,8 @@ class FigureEntry(Record):
 
     name: str = F("figure name (ncmargin.figures.FIGURE_NAMES)")
     png: str = F("PNG file")
-    pdf: str = F("PDF file")
-    csv: str = F("CSV with the plotted numbers")
+    pdf: str | None = F("PDF file, or null")
+    csv: str | None = F("CSV with the plotted numbers, or null")
     caption: str = F("caption (also used by report.md)")
 
 

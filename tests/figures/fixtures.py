@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ncmargin.store import Analysis
+
 NC_KEYS = ("nc1_topk", "nc2_equinorm_means", "nc2_equiangular_means", "nc3_self_duality",
            "nc4_ncc_mismatch")
 
@@ -63,10 +65,14 @@ def write_analysis(run_dir: Path, *, epochs: int, onset: int, wd: float = 5e-4, 
         tr = 0.0 if term else 0.3 * (onset - e) / onset
         cp = {"epoch": e, "terminal": term, "train_acc": 1 - tr, "test_acc": 1 - te, "train_error": tr,
               "test_error": te, "gap": te - tr, "train_loss": 2.0 * math.exp(-0.35 * e),
+              "test_loss": 0.1 + 1.5 * math.exp(-0.3 * e),
               "p_min": -3.0 + 0.5 * (e - 1), "normalized_margin": (-3.0 + 0.5 * (e - 1)) / (10 + e),
+              "weight_norm": 1.0 + 0.1 * e, "feature_norm_max": 10.0 + e, "num_train": 900, "num_test": 300,
+              "num_classes": 10,
               "svm": ({"status": "optimal", "objective": 10.0, "svm_margin": 0.3,
                        "angle_deg": 40.0 / math.log(e + 1.5), "margin_ratio": 1 - 0.5 / math.sqrt(e),
-                       "duality_gap": 1e-9, "max_violation": 0.0, "n_support": 30, "seconds": 0.1}
+                       "duality_gap": 1e-9, "max_violation": 0.0, "n_support": 30, "seconds": 0.1,
+                       "bias": False}
                       if term else None),
               "svm_error": None if term else "not separable",
               "nc": {"nc1_topk": 2.0 * math.exp(-0.1 * e), "nc3_self_duality": 0.5 * math.exp(-0.05 * e)},
@@ -78,12 +84,13 @@ def write_analysis(run_dir: Path, *, epochs: int, onset: int, wd: float = 5e-4, 
                                       "best": bound_terms(e, 200.0), "complexity": {"layers": 3}}
                                      if term else {"error": "not computed"})}}
         cps.append(cp)
-    obj = {"schema": "ncmargin.analysis/1", "run_dir": str(run_dir), "run_id": Path(run_dir).name,
-           "meta": {"dataset": dataset, "model": "mlp", "head": "learned", "weight_decay": wd, "seed": seed},
-           "onset_epoch": onset, "checkpoints": cps}
-    p = Path(run_dir) / "analysis.json"
-    p.write_text(json.dumps(obj))
-    return p
+    rec = Analysis(run_dir=str(run_dir), run_id=Path(run_dir).name,
+                   meta={"dataset": dataset, "model": "mlp", "head": "learned", "weight_decay": wd, "seed": seed},
+                   onset_epoch=onset, onset_source="log.jsonl",
+                   settings={"svm_tol": 1e-8, "delta": 0.05, "spectral": True, "version": 1,
+                             "svm_epochs": "terminal"},
+                   frozen_complexity=None, checkpoints=cps)
+    return rec.write(run_dir)  # the store's record: a fixture cannot drift from the format
 
 
 def claim1a_obj(n_exp: int = 2) -> dict:
