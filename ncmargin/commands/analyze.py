@@ -35,10 +35,10 @@ def run(args) -> int:
         res = analyze_run(rd, svm_tol=args.svm_tol, force=args.force, svm_epochs=se,
                           spectral=not args.no_spectral, quiet=args.quiet,
                           log=None if args.quiet else print)
-        last = res["checkpoints"][-1]
-        svm = last.get("svm") or {}
-        print(f"{rd}: {len(res['checkpoints'])} checkpoints ({res['reused_checkpoints']} reused), onset epoch "
-              f"{res['onset_epoch']}; last epoch {last['epoch']}: test acc {last['test_acc']:.4f}, "
-              f"p_min {last['p_min']:.4g}, angle to W* {svm.get('angle_deg', float('nan')):.3g} deg, "
+        last = res.checkpoints[-1]
+        svm = last.svm or {}
+        print(f"{rd}: {len(res.checkpoints)} checkpoints ({res.reused_checkpoints} reused), onset epoch "
+              f"{res.onset_epoch}; last epoch {last.epoch}: test acc {last.test_acc:.4f}, "
+              f"p_min {last.p_min:.4g}, angle to W* {svm.get('angle_deg', float('nan')):.3g} deg, "
               f"margin ratio {svm.get('margin_ratio', float('nan')):.4g} -> {rd}/analysis.json")
     return 0

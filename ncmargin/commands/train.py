@@ -28,8 +28,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from ncmargin.empirical.config import TrainConfig, list_presets
-    from ncmargin.empirical.runs import load_run
     from ncmargin.empirical.train import train
+    from ncmargin.store import load_run
 
     if args.list:
         print("presets:", ", ".join(list_presets()))

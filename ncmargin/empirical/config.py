@@ -15,9 +15,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ncmargin.store import PRESET_DIR, find_preset
+from ncmargin.store import list_presets as _store_presets
+
 __all__ = ["PRESET_DIR", "TrainConfig", "apply_overrides", "list_presets", "load_config", "parse_overrides"]
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+# PRESET_DIR (ncmargin/configs) and preset lookup belong to the disk owner, ncmargin.store
 
 
 @dataclass
@@ -209,9 +212,9 @@ def _owner_command(stem: str) -> str:
 
 
 def list_presets() -> list[str]:
-    """Training presets in ``ncmargin/configs``: the JSON files whose keys are all TrainConfig fields
-    (the sweep/verify presets there belong to other commands and are left out)."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.json") if _is_train_preset(p))
+    """Training presets in ``ncmargin/configs`` (ncmargin.store.list_presets("train")) whose keys are all
+    TrainConfig fields."""
+    return [n for n in _store_presets("train") if _is_train_preset(PRESET_DIR / f"{n}.json")]
 
 
 def load_config(source: str | os.PathLike | dict | TrainConfig | None = None,
@@ -231,12 +234,10 @@ def load_config(source: str | os.PathLike | dict | TrainConfig | None = None,
         s = str(source)
         path = Path(s)
         if not path.is_file():
-            preset = PRESET_DIR / f"{s}.json"
-            if not s.endswith(".json") and preset.is_file():
-                path = preset
-            else:
+            if s.endswith(".json") or not (PRESET_DIR / f"{s}.json").is_file():
                 raise FileNotFoundError(
                     f"config {s!r} is neither a JSON file nor a preset; presets: {', '.join(list_presets())}")
+            path = find_preset("train", s)
         try:
             base = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
