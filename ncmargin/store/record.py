@@ -188,7 +188,10 @@ def _convert(v: Any, tp: Any, where: str, fix: str) -> Any:
     if isinstance(tp, type) and issubclass(tp, Record):
         if not isinstance(v, dict):
             raise SchemaError(f"{where} must be an object ({tp.__name__}), got {type(v).__name__}; {fix}")
-        return v if type(v) is tp else tp(v, _where=where, _fix=fix)
+        if type(v) is tp:  # re-check in place: a record may have been changed since it was built
+            v._validate(where, fix)
+            return v
+        return tp(v, _where=where, _fix=fix)
     ok = {float: lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
           int: lambda x: isinstance(x, int) and not isinstance(x, bool),
           bool: lambda x: isinstance(x, bool), str: lambda x: isinstance(x, str),
@@ -227,7 +230,8 @@ def describe(cls: type[Record], *, level: int = 3) -> str:
         for name, f in c._fields.items():
             d = "required" if f.required else ("[]" if f.default is list else "{}" if f.default is dict
                                                else repr(f.default))
-            out.append(f"| `{name}` | {_fmt_type(hints[name])} | {d} | {f.doc} |")
+            text = f.doc.replace("|", "\\|")
+            out.append(f"| `{name}` | {_fmt_type(hints[name])} | {d} | {text} |")
         out.append("")
     return "\n".join(out)
 
@@ -239,6 +243,7 @@ def _record_args(tp) -> list[type[Record]]:
 
 
 def _fmt_type(tp) -> str:
-    s = str(tp).replace("typing.", "").replace("ncmargin.store.records.", "").replace("NoneType", "null")
-    s = s.replace("<class '", "").replace("'>", "")
-    return s.replace("|", "\\|")
+    import re
+
+    s = str(tp).replace("<class '", "").replace("'>", "").replace("NoneType", "None")
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", s).replace("|", "\\|")  # module prefixes dropped

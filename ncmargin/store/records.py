@@ -1,7 +1,8 @@
 """Every result file as a typed record (ncmargin.store.record): analysis, verdicts, sweep, figures index.
 
-Each key is documented here once; docs/results.md is generated from these classes (``python -m
-ncmargin.store.records > ...`` prints it; a test keeps the two equal). Floats may be null where the value
+Each key is documented here once; docs/results.md embeds the tables generated from these classes
+(``python -c "from ncmargin.store.records import results_markdown as m; print(m())"``; a test keeps the
+two equal). Floats may be null where the value
 is undefined (NaN/inf are written as null).
 """
 
@@ -261,6 +262,3 @@ def results_markdown() -> str:
     """The generated part of docs/results.md: one section per result file."""
     return "\n".join(describe(c) for c in RESULT_RECORDS)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    print(results_markdown())

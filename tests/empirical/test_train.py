@@ -8,9 +8,9 @@ import torch
 
 from ncmargin.cli import main as cli_main
 from ncmargin.empirical.config import load_config
-from ncmargin.empirical.runs import list_checkpoints, load_run, read_log
 from ncmargin.empirical.train import LOG_KEYS, checkpoint_epochs, lr_at, train
 from ncmargin.io import load_features
+from ncmargin.store import list_checkpoints, load_run, read_log
 from ncmargin.theory import simplex_etf
 
 TINY = ["n_per_class=15", "n_test_per_class=10", "depth=2", "width=32", "batch_size=32", "lr=0.05",
@@ -186,3 +186,18 @@ def test_full_quick_preset_goes_deep_into_the_terminal_phase(tmp_path):
     assert last["train_acc"] == 1.0 and last["loss"] < 1e-4 and last["saturated_f32"] > 100
     p = [x["p_min"] for x in r.log if x["epoch"] >= r.onset_epoch]
     assert p[-1] > 2 * p[0] > 0
+
+
+def test_resume_refuses_a_corrupt_log_and_leaves_it_alone(tmp_path):
+    """A malformed line in log.jsonl stops --resume with file:line; the log is not rewritten from it."""
+    from ncmargin.store import LogError
+
+    run = tmp_path / "r"
+    train(None, run, overrides=TINY + ["epochs=6"], stop_after=4)
+    lines = (run / "log.jsonl").read_text().splitlines(keepends=True)
+    lines[2] = '{"epoch": 2, "loss": \n'
+    text = "".join(lines)
+    (run / "log.jsonl").write_text(text)
+    with pytest.raises(LogError, match=r"log\.jsonl:3: not valid JSON"):
+        train(None, run, resume=True)
+    assert (run / "log.jsonl").read_text() == text
