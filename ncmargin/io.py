@@ -21,22 +21,22 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 __all__ = [
     "FeatureSet",
-    "load_features",
-    "save_features",
     "atomic_path",
-    "atomic_write_text",
-    "atomic_write_json",
     "atomic_save_npz",
+    "atomic_write_json",
+    "atomic_write_text",
+    "load_features",
     "read_json",
-    "read_schema_json",
+    "save_features",
     "to_jsonable",
 ]
 
@@ -100,21 +100,6 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: malformed JSON ({exc}); regenerate it or delete it") from exc
 
 
-def read_schema_json(path: str | os.PathLike, schema: str, *, what: str, fix: str, name: str | None = None,
-                     check: Callable[[dict], bool] | None = None) -> tuple[Path, dict]:
-    """Read a JSON document tagged ``"schema": schema`` (``path`` itself, or ``path/name`` when ``path`` is a
-    directory and ``name`` is given) and return ``(file path, document)``. A document that is not an
-    object of that schema (or fails ``check``) raises ``ValueError("<file>: not <what> file of schema
-    ...; <fix>")``."""
-    p = Path(path)
-    if name is not None and p.is_dir():
-        p = p / name
-    doc = read_json(p)
-    if not isinstance(doc, dict) or doc.get("schema") != schema or (check is not None and not check(doc)):
-        raise ValueError(f"{p}: not {what} file of schema {schema!r}; {fix}")
-    return p, doc
-
-
 def atomic_save_npz(path: str | os.PathLike, compressed: bool = False, **arrays: Any) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
@@ -176,7 +161,7 @@ def load_features(path: str | os.PathLike, split: str | None = None) -> FeatureS
             elif "split" in keys and str(data["split"]) != split:
                 # the plain arrays hold another split: never hand them out under the wrong name
                 raise ValueError(f"{path}: asked for split '{split}', but 'features' holds split "
-                                 f"'{str(data['split'])}' and there is no '{split}_features' array")
+                                 f"'{data['split']!s}' and there is no '{split}_features' array")
         for name in ("features", "labels"):
             if pre + name not in keys:
                 raise ValueError(f"{path}: missing array '{pre + name}' (arrays present: {sorted(keys)}); "
@@ -194,9 +179,8 @@ def load_features(path: str | os.PathLike, split: str | None = None) -> FeatureS
     if y_raw.ndim != 1 or y_raw.shape[0] != H.shape[0]:
         raise ValueError(f"{path}: 'labels' must be 1-D with one label per feature row, "
                          f"got shape {y_raw.shape} for features {H.shape}")
-    if not np.issubdtype(y_raw.dtype, np.integer):
-        if not np.all(np.equal(np.mod(y_raw, 1), 0)):
-            raise ValueError(f"{path}: 'labels' must be integers 0..K-1")
+    if not np.issubdtype(y_raw.dtype, np.integer) and not np.all(np.equal(np.mod(y_raw, 1), 0)):
+        raise ValueError(f"{path}: 'labels' must be integers 0..K-1")
     y = y_raw.astype(np.int64)
     if W is not None and (W.ndim != 2 or W.shape[1] != H.shape[1]):
         raise ValueError(f"{path}: 'classifier' must be K x d with d={H.shape[1]}, got {W.shape}")

@@ -47,23 +47,6 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert read_json(target) == {"x": 1.5, "nan": None, "arr": [0, 1, 2]}
 
 
-def test_read_schema_json(tmp_path):
-    from ncmargin.io import read_schema_json
-
-    atomic_write_json(tmp_path / "doc.json", {"schema": "s/1", "items": []})
-    # a directory resolves to name inside it; the file itself works too
-    for src in (tmp_path, tmp_path / "doc.json"):
-        p, doc = read_schema_json(src, "s/1", what="a doc", fix="rerun X", name="doc.json")
-        assert p == tmp_path / "doc.json" and doc == {"schema": "s/1", "items": []}
-    with pytest.raises(ValueError, match=r"doc.json: not a doc file of schema 's/2'; rerun X"):
-        read_schema_json(tmp_path, "s/2", what="a doc", fix="rerun X", name="doc.json")
-    with pytest.raises(ValueError, match="not a doc file"):
-        read_schema_json(tmp_path / "doc.json", "s/1", what="a doc", fix="rerun X",
-                         check=lambda d: isinstance(d.get("items"), dict))
-    with pytest.raises(FileNotFoundError):
-        read_schema_json(tmp_path / "missing.json", "s/1", what="a doc", fix="rerun X")
-
-
 def test_plain_arrays_serve_their_own_split_only(tmp_path):
     """The trainer's layout: train split as plain `features` (split="train"), test split prefixed."""
     rng = np.random.default_rng(1)

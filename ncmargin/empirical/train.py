@@ -36,11 +36,13 @@ import torch.nn.functional as F
 from ncmargin.io import atomic_path, atomic_save_npz, atomic_write_json
 from ncmargin.store import (
     CHECKPOINT_DIR,
+    CONFIG_FILE,
     RESUMABLE_KEYS,
     append_log,
     checkpoint_file,
     git_commit,
     identity_diff,
+    log_path,
     log_spaced,
     model_path,
     reached_full_accuracy,
@@ -252,7 +254,7 @@ def train(config=None, run_dir: str | os.PathLike = "runs/run", resume: bool = F
         state = torch.load(state_path(run_dir), map_location="cpu", weights_only=False)
     else:
         cfg = load_config(config, overrides)
-        if (run_dir / "log.jsonl").exists() or (run_dir / "config.json").exists():
+        if log_path(run_dir).exists() or (run_dir / CONFIG_FILE).exists():
             raise ValueError(f"{run_dir} already holds a run; resume it with --resume {run_dir}, or pass "
                              "another --out directory")
 
@@ -332,7 +334,7 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
             meta.setdefault("resumes", []).append({
                 "from_epoch": start_epoch, "changed": changed,
                 "time": datetime.datetime.now(_UTC).isoformat(timespec="seconds")})
-            atomic_write_json(run_dir / "config.json", meta)
+            atomic_write_json(run_dir / CONFIG_FILE, meta)
     elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt_dir.mkdir(exist_ok=True)
@@ -348,7 +350,7 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
                       "head": type(model.head).__name__, "num_parameters": n_params},
             "checkpoint_epochs": sched, "log_keys": list(LOG_KEYS), "format": "docs/formats.md",
         }
-        atomic_write_json(run_dir / "config.json", meta)
+        atomic_write_json(run_dir / CONFIG_FILE, meta)
 
     def evaluate(epoch: int, lr: float, batch_loss, seconds: float) -> dict:
         t0 = time.perf_counter()
