@@ -21,7 +21,7 @@ from ncmargin.io import atomic_write_json
 from ncmargin.markdown import fmt, table
 from ncmargin.store import settings_from
 
-from .registry import Claim, register
+from .registry import Claim, read_stored, register
 from .verdicts import make_verdict, num, solver_problem, trend_item
 
 __all__ = ["Settings", "Synthetic", "fixed_feature_experiment", "section", "synthetic_features", "verdicts_1a"]
@@ -171,15 +171,9 @@ def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
 
 def section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
     """Key numbers of claim 1a from ``OUT/claim1a/fixed_features.json``."""
-    from ncmargin.io import read_json
-
-    p = Path(out_dir) / RESULT_FILE
-    if not p.is_file():
-        return f"_No records (`{p.name}` not found)._"
-    try:
-        data = read_json(p)
-    except ValueError as exc:
-        return f"_No records ({exc})._"
+    data, why = read_stored(Path(out_dir) / RESULT_FILE)
+    if data is None:
+        return f"_No records ({why})._"
     rows = []
     for e in data.get("experiments", []):
         last = (e.get("records") or [{}])[-1]

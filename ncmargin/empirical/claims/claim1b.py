@@ -24,7 +24,7 @@ from ncmargin.io import atomic_write_json
 from ncmargin.markdown import fmt, table
 from ncmargin.store import settings_from
 
-from .registry import Claim, register
+from .registry import Claim, read_stored, register
 from .verdicts import make_verdict, num, rule, solver_problem, trend_verdict
 
 __all__ = ["Settings", "section", "verdicts_1b"]
@@ -137,15 +137,9 @@ def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
 
 def section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
     """Key numbers of claim 1b from ``OUT/claim1b/ufm.json``."""
-    from ncmargin.io import read_json
-
-    p = Path(out_dir) / RESULT_FILE
-    if not p.is_file():
-        return f"_No records (`{p.name}` not found)._"
-    try:
-        data = read_json(p)
-    except ValueError as exc:
-        return f"_No records ({exc})._"
+    data, why = read_stored(Path(out_dir) / RESULT_FILE)
+    if data is None:
+        return f"_No records ({why})._"
     recs = data.get("records") or [{}]
     last = recs[-1]
     cert = data.get("certificate") or {}

@@ -14,7 +14,7 @@ from pathlib import Path
 from ncmargin.markdown import fmt, table
 from ncmargin.store import settings_from
 
-from .registry import Claim, register
+from .registry import Claim, read_stored, register
 from .verdicts import dig, num, solver_problem, trend_item
 
 __all__ = ["RUN_HEADER", "Settings", "run_rows", "run_section", "runs_of", "runs_section", "svm_problems",
@@ -122,23 +122,12 @@ def run_rows(analysis: dict) -> list[list]:
     return rows
 
 
-def _read_optional(p: Path):
-    from ncmargin.io import read_json
-
-    if not p.is_file():
-        return None, f"`{p.name}` not found"
-    try:
-        return read_json(p), None
-    except ValueError as exc:
-        return None, str(exc)
-
-
 def runs_section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
     """The per-checkpoint table of every run named by ``verdicts`` (from ``OUT/runs/<run>/analysis.json``)."""
     names = list(dict.fromkeys(r for v in verdicts for r in v.get("runs", [])))
     parts = []
     for name in names:
-        a, err = _read_optional(Path(out_dir) / "runs" / name / "analysis.json")
+        a, err = read_stored(Path(out_dir) / "runs" / name / "analysis.json")
         if a is None:
             parts.append(f"**{name}**: analysis not available ({err}).")
             continue

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["REGISTRY", "Claim", "all_claims", "get_claim", "register", "unregister"]
+__all__ = ["REGISTRY", "Claim", "all_claims", "get_claim", "read_stored", "register", "unregister"]
 
 
 @dataclass(frozen=True)
@@ -97,3 +97,17 @@ def get_claim(claim_id: str) -> Claim:
     if claim_id not in REGISTRY:
         raise ValueError(f"unknown claim {claim_id!r}; available: {', '.join(c.id for c in all_claims())}")
     return REGISTRY[claim_id]
+
+
+def read_stored(path) -> tuple[dict | None, str | None]:
+    """A claim's stored JSON result for its report section: ``(data, None)``, or ``(None, why)`` when the
+    file is missing or unreadable (the report says so instead of failing)."""
+    from ncmargin.io import read_json
+
+    p = Path(path)
+    if not p.is_file():
+        return None, f"`{p.name}` not found"
+    try:
+        return read_json(p), None
+    except ValueError as exc:
+        return None, str(exc)

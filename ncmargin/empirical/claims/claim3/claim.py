@@ -3,6 +3,7 @@ verdicts, verify step and report section. The sweep itself is :mod:`.sweep`."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -22,6 +23,21 @@ __all__ = ["Settings", "claim3_verdicts", "section"]
 
 
 @dataclass(frozen=True)
+class Statistics:
+    """Overrides of the sweep statistics (defaults: the sweep preset's, else stats.STAT_DEFAULTS)."""
+    alpha: float | None = None
+    n_perm: int | None = None
+    n_boot: int | None = None
+    level: float | None = None
+    seed: int | None = None
+    min_points: int | None = None
+
+    def given(self) -> dict | None:
+        d = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return d or None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Preset section ``claim3`` (all optional)."""
     sweep: Any = None          # a sweep preset name/path/dict or a list of them (default below)
@@ -30,7 +46,7 @@ class Settings:
     seeds: Any = None          # a count or a list of seeds
     alignment_mode: str | None = None
     set: dict | None = None    # training overrides for every run
-    statistics: dict | None = None
+    statistics: Statistics | None = None
     concentration: Any = True  # False skips the concentration check; a dict overrides its settings
     jobs: int | None = None    # training processes (default: verify's --jobs when > 1, else min(2, CPUs))
 
@@ -136,6 +152,7 @@ def _sweeps(preset: dict, s: Settings) -> list:
 def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
     """One sweep writes ``OUT/sweep/sweep.json``; several write ``OUT/sweep/<name>/sweep.json``."""
     sweeps = _sweeps(ctx.preset, s)
+    stats = s.statistics.given() if s.statistics is not None else None
     over = dict(s.set or {})
     # verify's --jobs when given (> 1), else claim3.jobs, else min(2, CPU count): the quick sweep is 40
     # small single-threaded runs, so two processes halve its wall time on the 2-core reference machine
@@ -152,7 +169,7 @@ def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
         t0 = time.perf_counter()
         doc = run_sweep(pre, sdir, alignments=s.alignments, seeds=s.seeds, alignment_mode=s.alignment_mode,
                         overrides=over, jobs=jobs, concentration=(s.concentration if i == 0 else False),
-                        statistics=s.statistics, train_fn=getattr(ctx, "train_fn", None), log=ctx.log)
+                        statistics=stats, train_fn=getattr(ctx, "train_fn", None), log=ctx.log)
         ctx.timings[f"sweep_{label or 'quick'}_s"] = time.perf_counter() - t0
         for k in ("trained", "resumed", "reused"):
             getattr(ctx, k).extend(f"sweep/{n}" for n in doc.get("run_status", {}).get(k, []))
@@ -160,7 +177,7 @@ def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
         ctx.log(f"[verify] claim 3 {name}: {len(doc['runs'])} runs, {len(doc['excluded'])} excluded, "
                 f"perm p = {(st.get('permutation') or {}).get('p_value')}, "
                 f"eta2 a/s = {(st.get('anova') or {}).get('eta2_alignment')}/{(st.get('anova') or {}).get('eta2_seed')}")
-        out += claim3_verdicts(doc, s.statistics, label=label)
+        out += claim3_verdicts(doc, stats, label=label)
     return out
 
 
