@@ -1,4 +1,4 @@
-"""Claim-3 statistics on constructed alignment x seed tables (ncmargin.empirical.alignment_sweep)."""
+"""Claim-3 statistics on constructed alignment x seed tables (ncmargin.empirical.claims.claim3)."""
 
 import numpy as np
 import pytest
