@@ -1,4 +1,6 @@
-"""ncmargin.empirical: torch side — datasets, models, trainer, UFM dynamics, experiments.
+"""ncmargin.empirical: torch side — datasets, models, trainer, per-checkpoint analysis, UFM dynamics, the
+one training pool (``pool``), and the claims (``claims/``: a registry and one module per claim, run by
+``ncmargin.pipeline``; docs/architecture.md).
 
 Main entry points (imported lazily, so ``import ncmargin.empirical`` stays cheap; ``train`` is also the
 name of its submodule, so import it as ``from ncmargin.empirical.train import train``):
