@@ -115,3 +115,14 @@ def test_process_pool_gives_the_same_runs(tiny_sweep, tmp_path):
     for a, b in zip(doc["runs"], doc2["runs"]):
         assert a["run_id"] == b["run_id"]
         assert b["final_test_acc"] == a["final_test_acc"] and b["final_train_loss"] == a["final_train_loss"]
+
+
+def test_sweep_preset_keys_are_checked():
+    from ncmargin.empirical.claims.claim3 import load_sweep_preset
+
+    assert load_sweep_preset("quick")["name"] == "sweep_quick"
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['alignmnets'\]; valid keys: name, train"):
+        load_sweep_preset({**TINY, "alignmnets": 4})
+    with pytest.raises(ValueError, match=r"statistics: unknown key\(s\) \['nperm'\]"):
+        load_sweep_preset({**TINY, "statistics": {"nperm": 9}})
+

@@ -45,16 +45,19 @@ import numpy as np
 
 from ncmargin.empirical.pool import train_runs
 from ncmargin.io import atomic_write_json, atomic_write_text
-from ncmargin.store import Sweep, check_same_run, list_presets, read_preset, run_status
+from ncmargin.store import Sweep, check_keys, check_same_run, list_presets, read_preset, run_status
 
 from .concentration import concentration_experiment, deep_merge
 from .stats import STAT_DEFAULTS, sweep_statistics
 
-__all__ = ["PLAN_SCHEMA", "SWEEP_SCHEMA", "collect_run", "collect_sweep", "list_sweep_presets", "load_sweep_preset",
+__all__ = ["PLAN_SCHEMA", "PRESET_KEYS", "SWEEP_SCHEMA", "collect_run", "collect_sweep", "list_sweep_presets", "load_sweep_preset",
            "make_alignments", "plan_sweep", "read_sweep_json", "run_sweep", "train_commands", "write_plan"]
 
 SWEEP_SCHEMA = Sweep.SCHEMA
 PLAN_SCHEMA = "ncmargin.sweep_plan/1"
+# the keys of a sweep preset (docs/sweeps.md); any other key is an error listing these
+PRESET_KEYS = ("name", "train", "set", "alignments", "alignment_mode", "base_rotation_seed", "seeds", "statistics",
+               "concentration")
 
 
 # ------------------------------------------------------------------------------------------- presets
@@ -76,7 +79,7 @@ def load_sweep_preset(source: str | os.PathLike | dict | None) -> dict:
         obj = dict(source)
         if "train" not in obj:
             obj = {"train": obj}
-        return obj
+        return _checked(obj, "sweep preset")
     s = str(source)
     for kind in ("sweep", "train"):
         try:
@@ -86,9 +89,16 @@ def load_sweep_preset(source: str | os.PathLike | dict | None) -> dict:
         if "train" not in obj:  # a plain training config
             obj = {"train": str(p)}
         obj.setdefault("name", p.stem)
-        return obj
+        return _checked(obj, f"sweep preset {p}")
     raise FileNotFoundError(f"sweep config {s!r} is neither a JSON file nor a preset; sweep presets: "
                             f"{', '.join(list_sweep_presets())} (a training preset name works too)")
+
+
+def _checked(obj: dict, where: str) -> dict:
+    """``obj`` after rejecting unknown keys of a sweep preset and of its ``statistics``."""
+    check_keys(obj, PRESET_KEYS, where)
+    check_keys(obj.get("statistics") or {}, STAT_DEFAULTS, f"{where}: statistics")
+    return obj
 
 
 def _base_config(preset: dict, overrides: dict | list | None = None):
