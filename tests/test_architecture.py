@@ -10,7 +10,8 @@ functions and ``importlib.import_module("...")`` with a constant string. The tes
   report renderer read stored results only: no empirical, solvers or pipeline);
 - a private name (``_x``) imported from, or read as an attribute of, another module;
 - an ``importlib.import_module`` with a computed name outside :data:`DYNAMIC_LOADERS`;
-- a module over :data:`MAX_LINES` lines.
+- a module over :data:`MAX_LINES` lines;
+- a citation of a file outside the repository (``THEORY.md``/``DESIGN.md``: code cites ``docs/theory.md §n``).
 """
 
 from __future__ import annotations
@@ -243,3 +244,21 @@ def test_no_module_over_max_lines():
     big = {str(p.relative_to(ROOT.parent)): len(p.read_text(encoding="utf-8").splitlines()) for p in MODULES.values()}
     bad = {k: n for k, n in big.items() if n > MAX_LINES and k not in KNOWN_LARGE}
     assert not bad, f"modules over {MAX_LINES} lines (split them by job): {bad}"
+
+
+# files still citing the spec outside the repository, owned by other branches/helpers at the time of writing
+# (solvers: the solver branch; analysis/train/io/figures.data: the disk owner's migration); shrink it, never grow it
+KNOWN_OUTSIDE_CITATIONS = {"ncmargin/solvers/__init__.py", "ncmargin/solvers/svm.py", "ncmargin/solvers/ufm.py",
+                           "ncmargin/empirical/analysis.py", "ncmargin/empirical/train.py", "ncmargin/io.py",
+                           "ncmargin/figures/data.py"}
+
+
+def test_citations_point_inside_the_repository():
+    import re
+
+    pat = re.compile(r"\b(THEORY|DESIGN)\.md\b|\bTHEORY §")
+    bad = [f"{p.relative_to(ROOT.parent)}:{i}" for p in MODULES.values()
+           if str(p.relative_to(ROOT.parent)) not in KNOWN_OUTSIDE_CITATIONS
+           for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if pat.search(line)]
+    assert not bad, f"cite docs/theory.md §n instead of a file outside the repository: {bad}"
+
