@@ -4,7 +4,7 @@ from __future__ import annotations
 
 HELP = "train what is missing, analyse, and write verdicts.json and report.md for every claim"
 EXAMPLE = """
-ncmargin verify --preset quick --out results/quick          # claims 1 and 2 (+3 when installed), CPU
+ncmargin verify --preset quick --out results/quick          # every claim (1a, 1b, 1c, 2, 3), CPU
 ncmargin verify --preset quick --claims 1c,2 --out results/quick   # reuses the trained runs
 ncmargin verify --preset paper --device cuda --out results/paper --jobs 2
 """
