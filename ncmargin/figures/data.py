@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from ncmargin import store
-from ncmargin.io import read_json
 from ncmargin.store import CLAIM1A_FILE, CLAIM1B_FILE, Inventory, discover
 
 log = logging.getLogger("ncmargin.figures")
@@ -101,32 +100,6 @@ def _require(obj: Any, key: str, where: str, fix: str = "") -> Any:
     return obj[key]
 
 
-def _check_schema(obj: Mapping, path: Path, prefix: str) -> None:
-    schema = obj.get("schema") if isinstance(obj, Mapping) else None
-    if schema is not None and not str(schema).startswith(prefix):
-        raise ValueError(f"{path}: schema is '{schema}', expected '{prefix}/…'; "
-                         f"this is not the file a figure of this kind reads")
-
-
-def _open_doc(path: str | Path, name: str | Path, schema_prefix: str, *, missing: str, fix: str,
-              require_object: bool = True) -> tuple[Path, Any]:
-    """Resolve ``path`` (a file, or a directory holding ``name``, or ``name``'s last part), check that it
-    exists (``missing``: what writes it; ``{dir}`` is replaced by the file's folder), read it and check its
-    schema prefix. ``require_object``: the document must be a JSON object, else a bare list is allowed."""
-    path = Path(path)
-    if path.is_dir():
-        name = Path(name)
-        path = path / name if (path / name).is_file() or name.parent == Path(".") else path / name.name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; {missing.format(dir=path.parent)}")
-    obj = read_json(path)
-    if require_object and not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a JSON object; {fix}")
-    if isinstance(obj, Mapping):
-        _check_schema(obj, path, schema_prefix)
-    return path, obj
-
-
 def _records(obj: Any, path: Path, key: str, required_fields: Iterable[str], fix: str) -> list[dict]:
     recs = _require(obj, key, str(path), fix)
     if not isinstance(recs, list) or not recs:
@@ -139,22 +112,6 @@ def _records(obj: Any, path: Path, key: str, required_fields: Iterable[str], fix
                 raise ValueError(f"{path}: {key}[{i}] is missing required key '{f}' "
                                  f"(keys present: {sorted(r)[:20]}). {fix}")
     return list(recs)
-
-
-def _find_key(d: Any, names: Sequence[str], depth: int = 3) -> Any:
-    """First value of any of ``names`` in a nested dict (breadth first, top level wins)."""
-    level = [d]
-    for _ in range(depth + 1):
-        nxt = []
-        for obj in level:
-            if not isinstance(obj, Mapping):
-                continue
-            for n in names:
-                if n in obj and obj[n] is not None and not isinstance(obj[n], Mapping):
-                    return obj[n]
-            nxt.extend(v for v in obj.values() if isinstance(v, Mapping))
-        level = nxt
-    return None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -234,23 +191,15 @@ class RunData:
 
 
 def run_meta(config: Mapping, analysis_meta: Mapping | None = None, fallback_id: str = "") -> dict:
-    """What a legend needs, found by name anywhere in config.json (nested sections allowed)."""
+    """What a legend needs, by exact key: from analysis.json's ``meta``, else config.json's training config
+    (``config["config"]``, or ``config`` itself when it is a bare training config)."""
+    train = config.get("config") if isinstance(config.get("config"), Mapping) else config
+    src = [analysis_meta or {}, train]
     meta: dict[str, Any] = {}
-    src = [analysis_meta or {}, config]
-    names = {
-        "dataset": ("dataset", "data", "dataset_name"),
-        "model": ("model", "arch", "architecture"),
-        "head": ("head",),
-        "weight_decay": ("weight_decay", "wd"),
-        "seed": ("seed",),
-        "alignment": ("alignment", "alignment_id", "perm_id"),
-        "run_id": ("run_id",),
-        "etf_perm_seed": ("etf_perm_seed",),
-        "etf_rotation_seed": ("etf_rotation_seed",),
-    }
-    for key, alias in names.items():
+    for key in ("dataset", "model", "head", "weight_decay", "seed", "alignment", "run_id", "etf_perm_seed",
+                "etf_rotation_seed"):
         for s in src:
-            v = _find_key(s, alias)
+            v = s.get(key)
             if v is not None and not isinstance(v, (list, dict)):
                 meta[key] = v
                 break
@@ -345,39 +294,15 @@ def _flatten_record(r: Mapping, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _trajectories(obj: Any, path: Path, required: Sequence[str], fix: str) -> list[Records]:
-    """Accept {records: [...]} (one experiment) or {experiments: [{name, records}, ...] | {name: {...}}}."""
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{path}: expected a JSON object; {fix}")  # noqa: TRY004
-    if "records" in obj:
-        groups = [(str(obj.get("name") or obj.get("experiment") or path.stem), obj)]
-    elif "experiments" in obj:
-        ex = obj["experiments"]
-        if isinstance(ex, Mapping):
-            groups = [(str(k), v) for k, v in ex.items()]
-        elif isinstance(ex, list):
-            groups = [(str(e.get("name") or e.get("id") or i) if isinstance(e, Mapping) else str(i), e)
-                      for i, e in enumerate(ex)]
-        else:
-            raise ValueError(f"{path}: 'experiments' must be a list or an object; {fix}")
-        if not groups:
-            raise ValueError(f"{path}: 'experiments' is empty; {fix}")
-    else:
-        raise ValueError(f"{path}: missing required key 'records' (or 'experiments' with records); {fix}")
-    out = []
-    for name, g in groups:
-        where = path if len(groups) == 1 else Path(f"{path} [experiment {name}]")
-        recs = _records(g, where, "records", required, fix)
-        flat = [_flatten_record(r) for r in recs]
-        keys = list(dict.fromkeys(k for f in flat for k in f))
-        cols = {k: column(flat, k) for k in keys}
-        order = np.argsort(cols[required[0]], kind="stable")
-        cols = {k: v[order] for k, v in cols.items()}
-        info = {k: v for k, v in g.items() if k != "records"}
-        if g is not obj:  # top-level info (e.g. a shared certificate) is visible to each experiment
-            info = {**{k: v for k, v in obj.items() if k not in ("experiments", "records")}, **info}
-        out.append(Records(name, cols, info))
-    return out
+def _trajectory(name: str, group: Mapping, where: Path, required: Sequence[str], fix: str,
+                info: Mapping) -> Records:
+    """A record group's ``records`` as float64 columns sorted by ``required[0]`` (nested dicts flattened)."""
+    recs = _records(group, where, "records", required, fix)
+    flat = [_flatten_record(r) for r in recs]
+    keys = list(dict.fromkeys(k for f in flat for k in f))
+    cols = {k: column(flat, k) for k in keys}
+    order = np.argsort(cols[required[0]], kind="stable")
+    return Records(name, {k: v[order] for k, v in cols.items()}, dict(info))
 
 
 @dataclass
@@ -392,36 +317,47 @@ class Claim1b:
     experiments: list[Records]
 
 
+def _result_path(path: str | Path, rel: Path) -> Path:
+    """``path`` itself, ``path/rel`` (a verify output directory) or ``path/rel.name`` (the claim folder)."""
+    p = Path(path)
+    if p.is_dir():
+        return p / rel if (p / rel).is_file() else p / rel.name
+    return p
+
+
 def read_claim1a(path: str | Path) -> Claim1a:
-    """Claim-1a records (fixed-feature GD): per recorded step 'step' and 'angle_deg' required;
-    'margin_ratio', 'loss', 'p_min', 'normalized_margin' optional; top-level fit info optional."""
-    path, obj = _open_doc(path, CLAIM1A_FILE, "ncmargin.claim1a", missing="`ncmargin verify --claims 1a` writes it",
-                          fix="", require_object=False)
-    return Claim1a(path, _trajectories(obj, path, ["step", "angle_deg"],
-                                       "rerun `ncmargin verify --claims 1a` to rewrite it"))
+    """Claim-1a records through :class:`ncmargin.store.Claim1a`; per recorded step 'step' and
+    'angle_deg' are required for a figure, the other columns optional."""
+    path = _result_path(path, CLAIM1A_FILE)
+    rec = store.Claim1a.read(path)
+    if not rec.experiments:
+        raise ValueError(f"{path}: 'experiments' is empty; {rec.FIX}")
+    many = len(rec.experiments) > 1
+    return Claim1a(path, [_trajectory(e.name, e, Path(f"{path} [experiment {e.name}]") if many else path,
+                                      ["step", "angle_deg"], rec.FIX,
+                                      {"settings": rec.settings, **{k: v for k, v in e.items() if k != "records"}})
+                          for e in rec.experiments])
 
 
 def read_claim1b(path: str | Path) -> Claim1b:
-    """Claim-1b records (UFM GD): per recorded step 'step' and 'loss' required; 'p_min', the normalized
-    margin, sandwich bounds and NC metrics optional; the certified optimum at the top level (optional)."""
-    path, obj = _open_doc(path, CLAIM1B_FILE, "ncmargin.claim1b", missing="`ncmargin verify --claims 1b` writes it",
-                          fix="", require_object=False)
-    return Claim1b(path, _trajectories(obj, path, ["step", "loss"],
-                                       "rerun `ncmargin verify --claims 1b` to rewrite it"))
+    """Claim-1b records through :class:`ncmargin.store.Claim1b`; per recorded step 'step' and 'loss' are
+    required for a figure, the other columns optional."""
+    path = _result_path(path, CLAIM1B_FILE)
+    rec = store.Claim1b.read(path)
+    return Claim1b(path, [_trajectory(path.stem, rec, path, ["step", "loss"], rec.FIX,
+                                      {k: v for k, v in rec.items() if k != "records"})])
 
 
 def certified_normalized_margin(info: Mapping) -> tuple[float, str]:
-    """The optimum of the UFM normalized margin p_min / (½(||W||²+||H||²)), and where it came from.
-
-    Direct keys first; else 1/objective of the nuclear-norm program (UFM-SVM with margin ≥ 1 has
-    optimum ½(||W||²+||H||²) = ||Z||_* at p_min = 1, THEORY.md §3(b)) [our form]."""
-    direct = _find_key(info, ("normalized_margin_optimum", "normalized_margin_opt", "certified_normalized_margin",
-                              "optimal_normalized_margin", "certified_optimum"))
-    if direct is not None and np.isfinite(as_float(direct)):
-        return as_float(direct), "certified optimum (nuclear-norm program)"
-    obj = _find_key(info, ("nuclear_norm_objective", "objective", "optimal_value", "nuclear_norm"))
-    if obj is not None and as_float(obj) > 0:
-        return 1.0 / as_float(obj), "1 / nuclear-norm optimum"
+    """The optimum of the UFM normalized margin p_min / (½(||W||²+||H||²)) of a claim-1b record, and where
+    it came from: ``normalized_margin_optimum``, else 1/``nuclear_norm_objective`` (the UFM-SVM with
+    margin ≥ 1 has optimum ½(||W||²+||H||²) = ||Z||_* at p_min = 1, docs/theory.md §3) [our form]."""
+    direct = as_float(info.get("normalized_margin_optimum"))
+    if np.isfinite(direct):
+        return direct, "certified optimum (nuclear-norm program)"
+    obj = as_float(info.get("nuclear_norm_objective"))
+    if obj > 0:
+        return 1.0 / obj, "1 / nuclear-norm optimum"
     return math.nan, ""
 
 

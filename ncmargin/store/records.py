@@ -229,6 +229,64 @@ class Sweep(Record):
     run_status: dict[str, list[str]] | None = F("run names by 'trained', 'resumed', 'reused'", None)
 
 
+# ----------------------------------------------------------------------------------------- claims 1a, 1b
+
+
+class FixedFeatureExperiment(Record):
+    """One claim-1a trajectory: GD on the CE over W with fixed features, against the exact SVM W*."""
+
+    name: str = F("'synthetic' or '<run>_final'")
+    N: int = F("number of samples")
+    d: int = F("feature dimension (+1 with the bias as a constant feature)")
+    K: int = F("number of classes")
+    bias_as_constant_feature: bool = F("whether a constant feature 1 carries the bias (docs/theory.md §3)")
+    svm: dict[str, Any] = F("the SVM W*: objective, margin, status, duality_gap, max_violation, n_support")
+    schedule: str = F("step-size schedule: 'normalized' or 'constant'")
+    steps: int = F("GD steps")
+    lr: Num = F("step size (null: the schedule's default)")
+    fit_inverse_log: dict[str, Any] = F("fit angle ≈ a + c/log t: {'a', 'c', 'r2', 'c_positive', 'n'} or {'error'}")
+    records: list[dict[str, Any]] = F("log-spaced records: step, loss, p_min, normalized_margin, angle_deg, "
+                                      "margin_ratio, norm_W, lr, seconds (angle/ratio null at step 0, W = 0)")
+    runs: list[str] = F("runs whose features were used", list)
+    seconds: Num = F("wall time", None)
+    source: str | None = F("real features: where they came from", None)
+    epoch: int | None = F("real features: checkpoint epoch", None)
+    per_class_subsample: int | None = F("real features: samples per class kept (null: all)", None)
+
+
+class Claim1a(Record):
+    """OUT/claim1a/fixed_features.json: claim 1a, CE -> SVM on fixed features (ncmargin.empirical.fixed_features)."""
+
+    SCHEMA = "ncmargin.claim1a/1"
+    FILE = "fixed_features.json"
+    FIX = "rerun `ncmargin verify --claims 1a` to rewrite it"
+
+    settings: dict[str, Any] = F("the preset's claim1a settings", dict)
+    experiments: list[FixedFeatureExperiment] = F("one entry per trajectory")
+
+
+class Claim1b(Record):
+    """OUT/claim1b/ufm.json: claim 1b, UFM gradient dynamics against the certified nuclear-norm optimum."""
+
+    SCHEMA = "ncmargin.claim1b/1"
+    FILE = "ufm.json"
+    FIX = "rerun `ncmargin verify --claims 1b` to rewrite it"
+
+    settings: dict[str, Any] = F("the preset's claim1b settings", dict)
+    K: int = F("classes")
+    n: int = F("samples per class")
+    d: int | None = F("feature dimension")
+    nuclear_norm_objective: float = F("‖Z*‖_* certified by ncmargin.solvers.ufm_svm")
+    normalized_margin_optimum: Num = F("1/‖Z*‖_*, the optimum of p_min/(½(‖W‖²+‖H‖²)) (docs/theory.md §3)", None)
+    closed_form_objective: Num = F("(K−1)·sqrt(n), the balanced closed form", None)
+    certificate: dict[str, Any] = F("scalar entries of the solver certificate (duality_gap, max_violation, ...)",
+                                    dict)
+    seconds: Num = F("wall time", None)
+    records: list[dict[str, Any]] = F("log-spaced records of ncmargin.empirical.ufm: step, loss, p_min, "
+                                      "normalized_margin, normalized_margin_optimal, sandwich bounds, norms, lr, "
+                                      "NC metrics, seconds")
+
+
 # ----------------------------------------------------------------------------------------- figures
 
 
@@ -255,7 +313,7 @@ class FiguresIndex(Record):
 
 # ----------------------------------------------------------------------------------------- docs
 
-RESULT_RECORDS = (Analysis, Verdicts, Sweep, FiguresIndex)
+RESULT_RECORDS = (Analysis, Verdicts, Sweep, Claim1a, Claim1b, FiguresIndex)
 
 
 def results_markdown() -> str:

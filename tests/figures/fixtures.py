@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncmargin.store import Analysis
+from ncmargin.store import Analysis, Claim1a, Claim1b
 
 NC_KEYS = ("nc1_topk", "nc2_equinorm_means", "nc2_equiangular_means", "nc3_self_duality",
            "nc4_ncc_mismatch")
@@ -106,9 +106,11 @@ def claim1a_obj(n_exp: int = 2) -> dict:
                 continue
             recs.append({"step": int(t), "loss": 1.0 / (t + 1.0), "p_min": lt, "normalized_margin": 0.1 * lt / (1 + lt),
                          "angle_deg": 2.0 + (20.0 + 5 * j) / lt, "margin_ratio": 1.0 - 0.8 / (1 + lt)})
-        exps.append({"name": ["synthetic", "digits features"][j % 2], "records": recs,
+        exps.append({"name": ["synthetic", "digits features"][j % 2], "N": 100, "d": 10, "K": 4,
+                     "bias_as_constant_feature": False, "svm": {"objective": 1.0, "status": "optimal"},
+                     "schedule": "normalized", "steps": int(steps[-1]), "lr": None, "records": recs,
                      "fit_inverse_log": {"a": 2.0, "c": 20.0 + 5 * j, "r2": 0.99, "c_positive": True, "n": 20}})
-    return {"schema": "ncmargin.claim1a/1", "experiments": exps}
+    return dict(Claim1a(experiments=exps))  # the store's record checks the fixture against the format
 
 
 def claim1b_obj() -> dict:
@@ -125,9 +127,8 @@ def claim1b_obj() -> dict:
                      "loss_lower": L / 3, "loss_upper": 2 * L, "pmin_lower": pmin - 1.0, "pmin_upper": pmin + 1.0,
                      "sandwich_holds": True, "nc1_topk": 1.0 / (1 + t), "nc2_equinorm_means": 0.1 / (1 + t),
                      "nc3_self_duality": 0.3 / (1 + t) ** 0.5, "nc4_ncc_mismatch": 0.0})
-    return {"schema": "ncmargin.claim1b/1", "K": K, "n": n, "d": None, "records": recs,
-            "nuclear_norm_objective": (K - 1) * math.sqrt(n), "normalized_margin_optimum": opt,
-            "certificate": {"duality_gap": 1e-9}}
+    return dict(Claim1b(K=K, n=n, d=None, records=recs, nuclear_norm_objective=(K - 1) * math.sqrt(n),
+                        normalized_margin_optimum=opt, certificate={"duality_gap": 1e-9}))
 
 
 def sweep_obj(n_align: int = 3, seeds=(0, 1, 2)) -> dict:

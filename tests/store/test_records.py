@@ -127,12 +127,21 @@ def test_baseline_files_round_trip():
     base = Path("/work/baseline_quick")
     if not base.is_dir():
         pytest.skip("no baseline verify output on this machine")
-    from ncmargin.store import Analysis
+    from ncmargin.store import Analysis, Claim1a, Claim1b
+
+    def subset(raw, rec):  # every stored key reads back unchanged (absent optional keys get their default)
+        if isinstance(raw, dict):
+            return all(k in rec and subset(v, rec[k]) for k, v in raw.items())
+        if isinstance(raw, list):
+            return len(raw) == len(rec) and all(subset(a, b) for a, b in zip(raw, rec))
+        return raw == rec
 
     for cls, p in ((Verdicts, base / "verdicts.json"), (Sweep, base / "sweep" / "sweep.json"),
                    (Analysis, base / "runs" / "digits_wd0" / "analysis.json"),
                    (FiguresIndex, base / "figures" / "figures.json")):
         assert json.dumps(cls.read(p)) == json.dumps(json.loads(p.read_text()))
+    for cls, p in ((Claim1a, base / "claim1a"), (Claim1b, base / "claim1b")):
+        assert subset(json.loads(cls.path_of(p).read_text()), cls.read(p))
 
 
 def test_results_doc_is_generated_from_the_records():
