@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ncmargin.io import read_json
 from ncmargin.markdown import fmt, table
+from ncmargin.store import FiguresIndex
 
 __all__ = ["MAX_RUN_IDS", "render_report", "render_run_report", "runs_cell"]
 
@@ -54,19 +54,18 @@ def _figure_entries(out_dir: Path, figures) -> list[dict]:
                         "csv": d.get("csv"), "caption": d.get("caption") or ""})
         return out
     fig_dir = out_dir / "figures"
-    index = fig_dir / "figures.json"  # written by ncmargin.figures.make_figures: names, files, captions
-    if index.is_file():
+    if (fig_dir / FiguresIndex.FILE).is_file():  # written by ncmargin.figures.make_figures
         try:
-            for f in read_json(index).get("figures", []):
+            index = FiguresIndex.read(fig_dir)
+        except ValueError:
+            index = None  # malformed index: fall back to the PNG files themselves
+        if index is not None:
+            for f in index["figures"]:
                 png = fig_dir / f["png"]
                 if png.is_file():
-                    out.append({"name": f.get("name") or png.stem, "png": png,
-                                "pdf": fig_dir / f["pdf"] if f.get("pdf") else None,
-                                "csv": fig_dir / f["csv"] if f.get("csv") else None,
-                                "caption": f.get("caption") or ""})
+                    out.append({"name": f["name"], "png": png, "pdf": fig_dir / f["pdf"] if f["pdf"] else None,
+                                "csv": fig_dir / f["csv"] if f["csv"] else None, "caption": f["caption"]})
             return out
-        except (ValueError, KeyError, TypeError, AttributeError):
-            out = []  # malformed index: fall back to the PNG files themselves
     if fig_dir.is_dir():
         for png in sorted(fig_dir.glob("*.png")):
             out.append({"name": png.stem, "png": png, "pdf": png.with_suffix(".pdf"),

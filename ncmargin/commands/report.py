@@ -18,12 +18,13 @@ def run(args) -> int:
     from pathlib import Path
 
     from ncmargin.pipeline import write_report, write_run_report
+    from ncmargin.store import CHECKPOINT_DIR, CONFIG_FILE, Verdicts
 
     for path in args.paths:
         p = Path(path)
-        if (p / "verdicts.json").is_file():
+        if (p / Verdicts.FILE).is_file():
             print(write_report(p))
-        elif (p / "config.json").is_file() and (p / "checkpoints").is_dir():
+        elif (p / CONFIG_FILE).is_file() and (p / CHECKPOINT_DIR).is_dir():
             print(write_run_report(p))
         elif not p.exists():
             raise FileNotFoundError(f"{p}: no such directory")

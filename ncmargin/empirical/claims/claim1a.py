@@ -17,16 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ncmargin.io import atomic_write_json
 from ncmargin.markdown import fmt, table
-from ncmargin.store import settings_from
+from ncmargin.store import CLAIM1A_FILE, Claim1a, settings_from
 
 from .registry import Claim, read_stored, register
 from .verdicts import make_verdict, num, solver_problem, trend_item
 
 __all__ = ["Settings", "Synthetic", "fixed_feature_experiment", "section", "synthetic_features", "verdicts_1a"]
 
-RESULT_FILE = Path("claim1a") / "fixed_features.json"
 
 
 @dataclass(frozen=True)
@@ -164,14 +162,13 @@ def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
         verdicts += v
         ctx.log(f"[verify] 1a {real}: final angle {exp['records'][-1].get('angle_deg'):.3g} deg "
                 f"({exp['seconds']:.1f}s)")
-    atomic_write_json(Path(out_dir) / RESULT_FILE, {"schema": "ncmargin.claim1a/1",
-                                                    "settings": dataclasses.asdict(s), "experiments": experiments})
+    Claim1a(settings=dataclasses.asdict(s), experiments=experiments).write(Path(out_dir) / CLAIM1A_FILE)
     return verdicts
 
 
 def section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
     """Key numbers of claim 1a from ``OUT/claim1a/fixed_features.json``."""
-    data, why = read_stored(Path(out_dir) / RESULT_FILE)
+    data, why = read_stored(Path(out_dir) / CLAIM1A_FILE, Claim1a)
     if data is None:
         return f"_No records ({why})._"
     rows = []

@@ -20,16 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ncmargin.io import atomic_write_json
 from ncmargin.markdown import fmt, table
-from ncmargin.store import settings_from
+from ncmargin.store import CLAIM1B_FILE, Claim1b, settings_from
 
 from .registry import Claim, read_stored, register
 from .verdicts import make_verdict, num, rule, solver_problem, trend_verdict
 
 __all__ = ["Settings", "section", "verdicts_1b"]
 
-RESULT_FILE = Path("claim1b") / "ufm.json"
 
 
 @dataclass(frozen=True)
@@ -127,17 +125,15 @@ def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
     detail = {"K": K, "n": n, "d": d, "nuclear_norm_objective": float(sol.objective),
               "closed_form_objective": (K - 1) * math.sqrt(n), "certificate_duality_gap": cert.get("duality_gap")}
     verdicts = verdicts_1b(recs, optimum, s, detail=detail, optimum_status=sol.status)
-    atomic_write_json(Path(out_dir) / RESULT_FILE, {
-        "schema": "ncmargin.claim1b/1", "settings": dataclasses.asdict(s), "K": K, "n": n, "d": d,
-        "nuclear_norm_objective": float(sol.objective), "normalized_margin_optimum": optimum,
-        "closed_form_objective": (K - 1) * math.sqrt(n), "certificate": cert,
-        "seconds": time.perf_counter() - t0, "records": recs})
+    Claim1b(settings=dataclasses.asdict(s), K=K, n=n, d=d, nuclear_norm_objective=float(sol.objective),
+            normalized_margin_optimum=optimum, closed_form_objective=(K - 1) * math.sqrt(n), certificate=cert,
+            seconds=time.perf_counter() - t0, records=recs).write(Path(out_dir) / CLAIM1B_FILE)
     return verdicts
 
 
 def section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
     """Key numbers of claim 1b from ``OUT/claim1b/ufm.json``."""
-    data, why = read_stored(Path(out_dir) / RESULT_FILE)
+    data, why = read_stored(Path(out_dir) / CLAIM1B_FILE, Claim1b)
     if data is None:
         return f"_No records ({why})._"
     recs = data.get("records") or [{}]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ncmargin.markdown import fmt, table
-from ncmargin.store import settings_from
+from ncmargin.store import RUNS_DIR, Analysis, settings_from
 
 from .registry import Claim, read_stored, register
 from .verdicts import dig, num, solver_problem, trend_item
@@ -127,7 +127,7 @@ def runs_section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
     names = list(dict.fromkeys(r for v in verdicts for r in v.get("runs", [])))
     parts = []
     for name in names:
-        a, err = read_stored(Path(out_dir) / "runs" / name / "analysis.json")
+        a, err = read_stored(Path(out_dir) / RUNS_DIR / name / Analysis.FILE, Analysis)
         if a is None:
             parts.append(f"**{name}**: analysis not available ({err}).")
             continue

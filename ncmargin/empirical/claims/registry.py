@@ -99,15 +99,14 @@ def get_claim(claim_id: str) -> Claim:
     return REGISTRY[claim_id]
 
 
-def read_stored(path) -> tuple[dict | None, str | None]:
-    """A claim's stored JSON result for its report section: ``(data, None)``, or ``(None, why)`` when the
-    file is missing or unreadable (the report says so instead of failing)."""
-    from ncmargin.io import read_json
-
+def read_stored(path, record) -> tuple[dict | None, str | None]:
+    """A stored result for a report section, read through its ``record`` (an ncmargin.store record class):
+    ``(data, None)``, or ``(None, why)`` when the file is missing or does not match the record (the report
+    says so instead of failing)."""
     p = Path(path)
     if not p.is_file():
         return None, f"`{p.name}` not found"
     try:
-        return read_json(p), None
+        return record.read(p), None
     except ValueError as exc:
         return None, str(exc)

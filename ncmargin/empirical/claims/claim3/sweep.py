@@ -295,7 +295,7 @@ def collect_run(run_dir: str | os.PathLike) -> dict:
     """Final numbers and docs/theory.md §8 predictors of one complete run (last checkpoint's train features and the
     fixed ETF ``M`` stored as its classifier): ``{"reached_tpt", "onset_epoch", "final_epoch",
     "final_train_acc", "final_test_acc", "final_train_loss", "final_p_min", "predictors", "reason"}``."""
-    from ncmargin.empirical.runs import load_run
+    from ncmargin.store import load_run
     from ncmargin.theory.alignment import alignment_predictors
 
     run = load_run(run_dir)
