@@ -43,6 +43,7 @@ from .config import TrainConfig, load_config
 from .data import load_dataset
 from .losses import stable_cross_entropy
 from .models import build_model, head_arrays
+from .resume_state import load_resume_state, save_resume_state
 
 __all__ = [
     "LOG_KEYS",
@@ -291,7 +292,7 @@ def train(config=None, run_dir: str | os.PathLike = "runs/run", resume: bool = F
             if diff:
                 raise ValueError(f"--resume: config differs from the stored run in {diff}; only "
                                  f"{', '.join(RESUMABLE_KEYS)} may change (start a new run otherwise)")
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = load_resume_state(state_path)  # weights_only=True: never unpickles objects (resume_state.py)
     else:
         cfg = load_config(config, overrides)
         if log_path.exists() or (run_dir / "config.json").exists():
@@ -428,9 +429,8 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
 
     def save_state(epoch: int) -> None:
-        with atomic_path(state_path) as tmp:
-            torch.save({"epoch": epoch, "onset_epoch": onset, "model": model.state_dict(),
-                        "optimizer": opt.state_dict(), "config": cfg.to_dict()}, tmp)
+        save_resume_state(state_path, {"epoch": epoch, "onset_epoch": onset, "model": model.state_dict(),
+                                       "optimizer": opt.state_dict(), "config": cfg.to_dict()})
 
     def write_summary(epoch: int, complete: bool) -> None:
         ckpts = sorted(int(p.stem.split("_")[1]) for p in ckpt_dir.glob("epoch_*.npz"))
