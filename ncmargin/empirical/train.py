@@ -23,6 +23,7 @@ written to the same contract but has not been run on a GPU in this project's CI.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ncmargin import __version__
+from ncmargin.runlock import RunLock
 from ncmargin.io import atomic_path, atomic_save_npz, atomic_write_json, atomic_write_text, read_json
 
 from .config import TrainConfig, load_config
@@ -269,8 +271,20 @@ def train(config=None, run_dir: str | os.PathLike = "runs/run", resume: bool = F
     into ``run_dir`` and return its path. ``resume=True`` continues the run in ``run_dir`` from its last
     complete state (``config`` may then be None; given, it must match the stored one except for
     RESUMABLE_KEYS). ``stop_after=k`` stops after epoch k without saving extra state (simulates a kill;
-    for tests)."""
+    for tests). The writing process holds ``run_dir``'s lock (:mod:`ncmargin.runlock`) throughout: a second
+    writer gets a LockHeldError naming the holder."""
     run_dir = Path(run_dir)
+    if resume and not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir}: no config.json, so not a run directory to resume; start it "
+                                "with `ncmargin train CONFIG --out RUN_DIR`")
+    if not resume:
+        load_config(config, overrides)  # a bad config fails before anything is created
+    writer = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(run_dir, purpose="ncmargin train") if writer else contextlib.nullcontext():
+        return _train_locked(config, run_dir, resume, overrides, stop_after)
+
+
+def _train_locked(config, run_dir: Path, resume: bool, overrides, stop_after) -> Path:
     ckpt_dir = run_dir / "checkpoints"
     log_path = run_dir / "log.jsonl"
     state_path = ckpt_dir / "last.pt"

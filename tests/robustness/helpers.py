@@ -7,6 +7,7 @@ from pathlib import Path
 
 TINY = ["n_per_class=10", "n_test_per_class=5", "depth=1", "width=16", "batch_size=50", "lr=0.05",
         "num_checkpoints=2", "save_every=2", "quiet=true", "num_threads=1"]
+SET_TINY = [a for s in TINY for a in ("--set", s)]  # the same, as CLI arguments
 
 
 class WriteMarker:
