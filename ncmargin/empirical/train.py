@@ -30,6 +30,7 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,8 +39,9 @@ import torch
 import torch.nn.functional as F
 
 from ncmargin import __version__
-from ncmargin.runlock import RunLock
 from ncmargin.io import atomic_path, atomic_save_npz, atomic_write_json, atomic_write_text, read_json
+from ncmargin.runlock import RunLock
+from ncmargin.runstate import DivergedError, check_not_failed, clean_temp_files, mark_failed
 
 from .config import TrainConfig, load_config
 from .data import load_dataset
@@ -127,7 +129,7 @@ def epoch_metrics(H_tr, y_tr, H_te, y_te, W, b) -> dict:
     from ncmargin import theory
 
     if not (np.all(np.isfinite(H_tr)) and np.all(np.isfinite(W))):
-        raise ValueError("training diverged: non-finite features or classifier; lower lr (or use "
+        raise DivergedError("training diverged: non-finite features or classifier; lower lr (or use "
                          "weight_decay / a smaller init) and start a new run")
     y_tr64 = np.asarray(y_tr, dtype=np.int64)
     y_te64 = np.asarray(y_te, dtype=np.int64)
@@ -290,6 +292,7 @@ def _train_locked(config, run_dir: Path, resume: bool, overrides, stop_after) ->
     state_path = ckpt_dir / "last.pt"
 
     state = None
+    check_not_failed(run_dir)  # a failed run is never resumed nor overwritten (runstate.py)
     if resume:
         if not (run_dir / "config.json").is_file():
             raise FileNotFoundError(f"{run_dir}: no config.json, so not a run directory to resume; start it "
@@ -307,6 +310,10 @@ def _train_locked(config, run_dir: Path, resume: bool, overrides, stop_after) ->
                 raise ValueError(f"--resume: config differs from the stored run in {diff}; only "
                                  f"{', '.join(RESUMABLE_KEYS)} may change (start a new run otherwise)")
         state = load_resume_state(state_path)  # weights_only=True: never unpickles objects (resume_state.py)
+        removed = clean_temp_files(run_dir)  # half-written temp files of a kill (we hold the lock)
+        if removed:
+            print(f"[train] {run_dir}: removed {len(removed)} temp file(s) left by an interrupted write",
+                  file=sys.stderr)
     else:
         cfg = load_config(config, overrides)
         if log_path.exists() or (run_dir / "config.json").exists():
@@ -326,6 +333,15 @@ def _train_locked(config, run_dir: Path, resume: bool, overrides, stop_after) ->
             pass
     try:
         return _train(cfg, run_dir, state, stop_after)
+    except DivergedError as exc:
+        if not (run_dir / "config.json").is_file():
+            raise
+        ep = [r["epoch"] for r in _read_log_lines(log_path)]
+        at = ep[-1] + 1 if ep else 0
+        if int(os.environ.get("RANK", "0")) == 0:
+            mark_failed(run_dir, str(exc), at)
+        raise DivergedError(f"{run_dir}: {exc} (at epoch {at}); the run is marked failed in "
+                            f"{run_dir}/status.json: delete it (rm -r {run_dir}) before reusing that --out") from None
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(det)
@@ -485,6 +501,8 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         t0 = time.perf_counter()
         batch_loss = train_epoch(fwd, opt, x_tr, y_tr, B, seed=cfg.seed, epoch=epoch, amp=amp,
                                  channels_last=chl, loss_dtype=loss_dtype, rank=rank, world=world)
+        if not math.isfinite(batch_loss):
+            raise DivergedError(f"training diverged: minibatch loss {batch_loss}; lower lr and start a new run")
         if cuda:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
@@ -508,6 +526,10 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         barrier()
         if stop_after is not None and epoch >= stop_after:
             break
+    if main and epoch == cfg.epochs:
+        # also when a kill fell between last.pt and summary.json at the final epoch: the resume has no epoch
+        # left to train and must still mark the run complete
+        write_summary(epoch, True)
     if pbar is not None:
         pbar.close()
     if ddp:
