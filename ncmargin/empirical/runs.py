@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +90,15 @@ def load_model_state(run_dir, epoch: int) -> dict:
     p = _run_path(run_dir) / "checkpoints" / f"model_{int(epoch):04d}.pt"
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no model weights at epoch {epoch}")
-    return torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+        # UnpicklingError: a crafted file (or legacy-format garbage); RuntimeError/EOFError: truncated
+        what = ("needs unpickling of arbitrary objects, which is refused (it could run code)"
+                if isinstance(exc, pickle.UnpicklingError) and zipfile.is_zipfile(p) else
+                f"corrupted or truncated ({type(exc).__name__})")
+        raise ValueError(f"{p}: model weights {what}; delete it (analyze then skips the weight-based "
+                         "complexity: --no-spectral) or retrain the run") from None
 
 
 def onset_epoch(log: list[dict]) -> int | None:
