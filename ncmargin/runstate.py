@@ -22,14 +22,42 @@ from pathlib import Path
 
 from ncmargin.io import atomic_write_json
 
-__all__ = ["STATUS_NAME", "STATUS_SCHEMA", "DivergedError", "RunFailedError", "check_not_failed",
-           "clean_temp_files", "mark_failed", "read_status"]
+__all__ = ["RUN_NAME_RE", "STATUS_NAME", "STATUS_SCHEMA", "DivergedError", "RunFailedError", "check_not_failed",
+           "clean_temp_files", "mark_failed", "read_status", "run_path", "safe_run_name"]
 
 STATUS_NAME = "status.json"
 STATUS_SCHEMA = "ncmargin.run_status/1"
 
 # tempfile.mkstemp(prefix=".NAME.", suffix=SUFFIX): 8 characters from [a-z0-9_] between them
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[A-Za-z0-9]+)$")
+
+
+# a run (or preset) name that is one plain path component: no separators, no '..', not hidden, not empty
+RUN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def safe_run_name(name, what: str = "run name") -> str:
+    """Return ``name`` if it is a safe single path component (``RUN_NAME_RE``: a letter or digit, then up
+    to 127 of letters, digits, ``. _ -``; never ``..``), else raise ValueError naming it and the rule.
+    Call it wherever a name from a preset, config or command line becomes part of a path."""
+    if not isinstance(name, str) or not RUN_NAME_RE.fullmatch(name) or ".." in name:
+        raise ValueError(f"{what} {name!r} is not allowed: use 1-128 letters, digits, '.', '_' or '-', starting "
+                         "with a letter or digit, without '..' (a name never chooses a path outside the "
+                         "output directory)")
+    return name
+
+
+def run_path(root: str | os.PathLike, name, what: str = "run name") -> Path:
+    """``root / name`` for a :func:`safe_run_name`, checked to stay inside ``root`` after resolving
+    symlinks that already exist."""
+    root = Path(root)
+    p = root / safe_run_name(name, what)
+    base = root.resolve()
+    if p.exists() or p.is_symlink():
+        real = p.resolve()
+        if real != base and base not in real.parents:
+            raise ValueError(f"{p} points outside {root} (to {real}); remove that link or use another name")
+    return p
 
 
 class DivergedError(ValueError):

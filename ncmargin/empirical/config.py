@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ncmargin.runstate import RUN_NAME_RE
+
 __all__ = ["PRESET_DIR", "TrainConfig", "apply_overrides", "list_presets", "load_config", "parse_overrides"]
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -232,7 +234,7 @@ def load_config(source: str | os.PathLike | dict | TrainConfig | None = None,
         path = Path(s)
         if not path.is_file():
             preset = PRESET_DIR / f"{s}.json"
-            if not s.endswith(".json") and preset.is_file():
+            if not s.endswith(".json") and RUN_NAME_RE.fullmatch(s) and ".." not in s and preset.is_file():
                 path = preset
             else:
                 raise FileNotFoundError(
