@@ -36,9 +36,9 @@ INPUT_ERRORS = (ValueError, OSError, zipfile.BadZipFile, pickle.UnpicklingError,
 def file_hint(exc: BaseException) -> str | None:
     """The file an exception is about: its ``filename`` (OSError), else a path-like local of the innermost
     ncmargin frame of its traceback that has one."""
-    fn = getattr(exc, "filename", None)
+    fn = getattr(exc, "filename2", None) or getattr(exc, "filename", None)  # filename2: a rename's target
     if fn:
-        return str(fn)
+        return _untemp(str(fn))
     tb = exc.__traceback__
     frames = []
     while tb is not None:
@@ -52,6 +52,17 @@ def file_hint(exc: BaseException) -> str | None:
             if isinstance(v, (str, os.PathLike)) and str(v):
                 return str(v)
     return None
+
+
+def _untemp(path: str) -> str:
+    """The final name of an atomic-write temp file ``.NAME.XXXXXXXX.SUFFIX`` (ncmargin.io.atomic_path)."""
+    from ncmargin.runstate import _TEMP_RE
+
+    head, _, name = path.rpartition(os.sep)
+    m = _TEMP_RE.match(name)
+    if m is None:
+        return path
+    return f"{head}{os.sep}{m.group('name')}" if head else m.group("name")
 
 
 def _where(exc: BaseException) -> str:
@@ -76,6 +87,9 @@ def describe(exc: BaseException) -> str | None:
     if isinstance(exc, NotADirectoryError):
         return f"{w}a part of this path is a file, not a directory; give a directory path"
     if isinstance(exc, FileExistsError):
+        f = file_hint(exc)
+        if f and os.path.exists(f) and not os.path.isdir(f):
+            return f"{w}exists as a file where a directory is needed; remove it or choose another path"
         return f"{w}already exists; remove it or choose another path"
     if isinstance(exc, zipfile.BadZipFile):
         return (f"{w}corrupted archive ({exc}); the file is damaged: regenerate it (rerun the command that "

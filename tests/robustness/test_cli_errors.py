@@ -2,6 +2,7 @@
 "internal error" (exit 3) and `--debug` shows their traceback."""
 
 import json
+import os
 import shutil
 import zipfile
 
@@ -124,14 +125,21 @@ def test_out_paths_is_a_directory_unwritable_under_a_file(separable, tmp_path, c
     (tmp_path / "adir").mkdir()
     assert cli_main(["svm", str(separable), "--no-arrays", "--out", str(tmp_path / "adir")]) == 2
     line = _err(capsys)
-    assert "adir" in line and "directory" in line
+    assert f"{tmp_path / 'adir'}: is a directory" in line  # the target, not the temp file's name
     (tmp_path / "afile").write_text("x")
     assert cli_main(["svm", str(separable), "--no-arrays", "--out", str(tmp_path / "afile" / "s.json")]) == 2
     line = _err(capsys)
-    assert "afile" in line
+    assert "afile: exists as a file where a directory is needed" in line
     assert cli_main(["train", "quick_digits", "--set", "epochs=1", "--out", str(tmp_path / "afile")]) == 2
     line = _err(capsys)
     assert "afile" in line
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs Linux /sys (not writable, even for root)")
+def test_unwritable_out_names_the_target(separable, capsys):
+    assert cli_main(["svm", str(separable), "--no-arrays", "--out", "/sys/ncmargin_i12.json"]) == 2
+    line = _err(capsys)
+    assert "/sys/ncmargin_i12.json: permission denied" in line
 
 
 def test_permission_denied_names_the_file(separable, capsys, monkeypatch):
