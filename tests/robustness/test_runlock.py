@@ -84,6 +84,7 @@ def test_stale_lock_of_a_dead_pid_is_taken_over(tmp_path, capsys):
     assert read_holder(out) is None  # released cleanly
 
 
+@pytest.mark.slow  # two real CLI processes (~15 s); the thread and subprocess holders above cover it by default
 def test_two_concurrent_cli_trainers_one_wins(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

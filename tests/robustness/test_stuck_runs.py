@@ -83,3 +83,15 @@ def test_clean_temp_files_only_takes_atomic_write_names(tmp_path):
     removed = clean_temp_files(tmp_path)
     assert [p.name for p in removed] == [real]
     assert (tmp_path / ".ncmargin.lock").exists() and (tmp_path / ".hidden.json").exists()
+
+
+def test_a_config_that_fails_at_build_time_leaves_the_out_reusable(tmp_path, capsys):
+    run = tmp_path / "run"
+    # an ETF head needs width >= K-1 = 9: the model cannot be built, nothing of a run is written
+    bad = ["train", "quick_digits", *SET_TINY, "--set", "epochs=1", "--set", "head=etf", "--set", "width=4",
+           "--out", str(run)]
+    assert cli_main(bad) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert not (run / "config.json").exists() and not (run / "status.json").exists()
+    ok = ["train", "quick_digits", *SET_TINY, "--set", "epochs=1", "--out", str(run)]
+    assert cli_main(ok) == 0
