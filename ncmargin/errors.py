@@ -13,6 +13,7 @@ Argparse value types that reject negative, zero, NaN and infinite numbers live h
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import pickle
@@ -72,6 +73,8 @@ def _where(exc: BaseException) -> str:
 
 def describe(exc: BaseException) -> str | None:
     """One line for an input error (naming the file and the fix), None for anything else (a bug)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{_where(exc)}malformed JSON ({exc}); fix the file or regenerate it"
     if isinstance(exc, (ValueError, FileNotFoundError)) and not isinstance(exc, UnicodeDecodeError):
         msg = str(exc)
         if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in msg:
@@ -95,12 +98,17 @@ def describe(exc: BaseException) -> str | None:
         return (f"{w}corrupted archive ({exc}); the file is damaged: regenerate it (rerun the command that "
                 "wrote it) or delete it")
     if isinstance(exc, pickle.UnpicklingError):
-        return (f"{w}refused: the file needs unpickling of arbitrary objects, which could run code ({exc}); "
-                "delete it and regenerate it with ncmargin")
+        text = str(exc)
+        if "Weights only load failed" in text or "global" in text.lower():
+            return (f"{w}refused: the file needs unpickling of arbitrary objects, which could run code; "
+                    "delete it and regenerate it with ncmargin")
+        return f"{w}not a readable checkpoint ({text.splitlines()[0][:120] if text else 'bad pickle data'}); " \
+               "regenerate it or delete it"
     if isinstance(exc, EOFError):
         return f"{w}truncated file (unexpected end of data); regenerate it or delete it"
     if isinstance(exc, KeyError) and "is not a file in the archive" in str(exc):
-        return f"{w}missing array {exc.args[0]!r} in the .npz archive; regenerate the file"
+        name = str(exc.args[0]).replace(" is not a file in the archive", "")
+        return f"{w}missing array {name!r} in the .npz archive; regenerate the file"
     if isinstance(exc, RuntimeError) and any(s in str(exc) for s in _TORCH_CORRUPT):
         first = str(exc).strip().splitlines()[0][:160]
         return f"{w}corrupted torch checkpoint ({first}); regenerate it (retrain) or delete it"
