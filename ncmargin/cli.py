@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         "exact max-margin solvers, margins, NC metrics and margin bounds on real training runs.",
     )
     parser.add_argument("--version", action="version", version=f"ncmargin {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="let errors propagate with their full traceback (for bug reports)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         mod = _load(name)
@@ -57,12 +59,27 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0
+    if args.debug:
+        return int(args._run(args) or 0)
+    from ncmargin.errors import INPUT_ERRORS, describe
+
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        # Bad input: one clear line, no traceback. Other exceptions are bugs and keep their traceback.
-        print(f"ncmargin {args.command}: error: {exc}", file=sys.stderr)
+    except INPUT_ERRORS as exc:
+        # Bad input (ncmargin/errors.py): one clear line naming the file and the fix, no traceback
+        line = describe(exc)
+        if line is None:
+            return _internal_error(args.command, exc)
+        print(f"ncmargin {args.command}: error: {line}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 (a bug, not bad input: one line + how to get the traceback)
+        return _internal_error(args.command, exc)
+
+
+def _internal_error(command: str, exc: BaseException) -> int:
+    print(f"ncmargin {command}: internal error: {type(exc).__name__}: {exc} (a bug in ncmargin, not in your "
+          "input; rerun with `ncmargin --debug ...` for the traceback and report it)", file=sys.stderr)
+    return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,8 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,13 +98,25 @@ def read_json(path: str | os.PathLike) -> Any:
         raise FileNotFoundError(f"{path}: no such file")
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # UnicodeDecodeError: binary garbage
         raise ValueError(f"{path}: malformed JSON ({exc}); regenerate it or delete it") from exc
 
 
 def atomic_save_npz(path: str | os.PathLike, compressed: bool = False, **arrays: Any) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+
+
+SPLITS = ("train", "test")
+
+
+def _real(path: Path, name: str, a) -> np.ndarray:
+    """``a`` as float64; a complex or non-numeric array is an error (astype would drop the imaginary part)."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: '{name}' has dtype {a.dtype}; it must be real-valued numbers (save "
+                         f"np.real(...) or the magnitudes explicitly if that is what you mean)")
+    return a.astype(np.float64)
 
 
 @dataclass
@@ -143,12 +157,28 @@ def load_features(path: str | os.PathLike, split: str | None = None) -> FeatureS
     Errors name the file and what is wrong (missing array, wrong shape, non-integer labels).
     """
     path = Path(path)
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split={split!r} is not a split; choose one of {', '.join(SPLITS)} (or None)")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such feature file")
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as exc:  # zipfile.BadZipFile, OSError, ValueError
         raise ValueError(f"{path}: not a readable .npz feature file ({exc})") from exc
+    try:
+        return _read_features(path, data, split)
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, zlib.error) as exc:
+        # a member that fails its CRC or is cut short is only read here, after np.load opened the archive
+        raise ValueError(f"{path}: corrupted .npz feature file ({type(exc).__name__}: {exc}); regenerate it "
+                         "(rerun the command that wrote it) or delete it") from None
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # an object array: loading it would unpickle
+            raise ValueError(f"{path}: holds an object array, which is refused (loading it would unpickle "
+                             "arbitrary objects); save numeric arrays only") from None
+        raise
+
+
+def _read_features(path: Path, data, split: str | None) -> FeatureSet:
     with data:
         keys = set(data.files)
         pre = ""
@@ -166,10 +196,10 @@ def load_features(path: str | os.PathLike, split: str | None = None) -> FeatureS
             if pre + name not in keys:
                 raise ValueError(f"{path}: missing array '{pre + name}' (arrays present: {sorted(keys)}); "
                                  "a feature file needs 'features' (n x d) and 'labels' (n)")
-        H = np.asarray(data[pre + "features"], dtype=np.float64)
+        H = _real(path, pre + "features", data[pre + "features"])
         y_raw = np.asarray(data[pre + "labels"])
-        W = np.asarray(data["classifier"], dtype=np.float64) if "classifier" in keys else None
-        b = np.asarray(data["bias"], dtype=np.float64) if "bias" in keys else None
+        W = _real(path, "classifier", data["classifier"]) if "classifier" in keys else None
+        b = _real(path, "bias", data["bias"]) if "bias" in keys else None
         if pre:
             sp = split  # the prefixed arrays were read: that is the split, whatever 'split' says
         else:
@@ -179,6 +209,8 @@ def load_features(path: str | os.PathLike, split: str | None = None) -> FeatureS
     if y_raw.ndim != 1 or y_raw.shape[0] != H.shape[0]:
         raise ValueError(f"{path}: 'labels' must be 1-D with one label per feature row, "
                          f"got shape {y_raw.shape} for features {H.shape}")
+    if y_raw.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: 'labels' have dtype {y_raw.dtype}; they must be integers 0..K-1")
     if not np.issubdtype(y_raw.dtype, np.integer) and not np.all(np.equal(np.mod(y_raw, 1), 0)):
         raise ValueError(f"{path}: 'labels' must be integers 0..K-1")
     y = y_raw.astype(np.int64)

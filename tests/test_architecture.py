@@ -26,8 +26,12 @@ ROOT = Path(__file__).resolve().parents[1] / "ncmargin"
 
 # room -> rooms it may import (its own room always allowed)
 DISK = {"disk"}
+# package-level modules of the disk-owner room besides ncmargin.store (issue 12: one writer per directory,
+# failed-run marks, input-error messages, verdict merging: stdlib/numpy/io/store only)
+DISK_MODULES = ("ncmargin.io", "ncmargin.markdown", "ncmargin.runlock", "ncmargin.runstate", "ncmargin.errors",
+                "ncmargin.verdict_merge")
 ALLOWED = {
-    "disk": set(),                                    # ncmargin (version), io, store, markdown
+    "disk": set(),                                    # ncmargin (version), store, DISK_MODULES
     "theory": set(),                                  # pure numpy/scipy math
     "solvers": {"theory"},
     "producers": {"theory", "solvers"} | DISK,        # ncmargin.empirical.* outside claims/
@@ -60,7 +64,7 @@ DYNAMIC_LOADERS = {
 
 def room(mod: str) -> str:
     parts = mod.split(".")
-    if mod in ("ncmargin", "ncmargin.io", "ncmargin.markdown") or parts[:2] == ["ncmargin", "store"]:
+    if mod in ("ncmargin", *DISK_MODULES) or parts[:2] == ["ncmargin", "store"]:
         return "disk"
     if parts[:3] == ["ncmargin", "empirical", "claims"]:
         return "claims"

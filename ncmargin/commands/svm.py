@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ncmargin.errors import positive_float
+
 HELP = "solve the exact (certified) multi-class SVM on a feature file and print its JSON summary"
 EXAMPLE = """
 ncmargin svm features.npz                         # hard margin; exits 2 if not separable
@@ -12,14 +14,14 @@ ncmargin svm features.npz --soft 1.0 --method cvxpy --tol 1e-9
 
 def add_arguments(p) -> None:
     p.add_argument("features", metavar="FEATURES.npz", help="feature file (docs/formats.md)")
-    p.add_argument("--soft", type=float, default=None, metavar="C",
+    p.add_argument("--soft", type=positive_float, default=None, metavar="C",
                    help="soft margin (Crammer-Singer hinge) with penalty C; default: hard margin")
     p.add_argument("--bias", action="store_true",
                    help="fit a bias (a constant feature is appended, so the bias is regularized)")
     p.add_argument("--method", choices=("auto", "working_set", "cvxpy"), default="auto",
                    help="auto/working_set: scalable exact solver (default); cvxpy: full reference problem")
-    p.add_argument("--tol", type=float, default=1e-8, help="max constraint violation for 'optimal' (1e-8)")
-    p.add_argument("--gap-tol", type=float, default=1e-6, help="relative duality gap for 'optimal' (1e-6)")
+    p.add_argument("--tol", type=positive_float, default=1e-8, help="max constraint violation for 'optimal' (1e-8)")
+    p.add_argument("--gap-tol", type=positive_float, default=1e-6, help="relative duality gap for 'optimal' (1e-6)")
     p.add_argument("--split", choices=("train", "test"), default=None,
                    help="which split of a trainer checkpoint (train_/test_ arrays) to use")
     p.add_argument("--out", metavar="SOL.json", default=None, help="also write the summary here (atomic)")

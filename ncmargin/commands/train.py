@@ -50,7 +50,12 @@ def run(args) -> int:
         if not args.config:
             raise ValueError("give a CONFIG (a preset name or a JSON file; `ncmargin train --list` shows "
                              "the presets) or --resume RUN_DIR")
-        out = args.out or str(Path("runs") / Path(args.config).stem)
+        if args.out:
+            out = args.out
+        else:  # the default run name comes from the config's name: one safe path component
+            from ncmargin.store import run_path
+
+            out = str(run_path("runs", Path(args.config).stem, "run name (from the CONFIG name; pass --out)"))
         run_dir = train(args.config, out, overrides=overrides)
     r = load_run(run_dir)
     last = r.log[-1] if r.log else {}

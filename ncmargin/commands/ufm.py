@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ncmargin.errors import positive_float
+
 HELP = "gradient descent on the unregularized UFM cross-entropy over (W, H) in float64; logs margins and NC"
 EXAMPLE = """\
 ncmargin ufm --classes 4 --per-class 5 --dim 6 --steps 2000 --out runs/ufm
@@ -13,9 +15,9 @@ def add_arguments(p) -> None:
     p.add_argument("--per-class", "-n", type=int, required=True, help="samples per class n")
     p.add_argument("--dim", "-d", type=int, required=True, help="feature dimension d (>= K-1)")
     p.add_argument("--steps", "-T", type=int, required=True, help="gradient steps")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--lr", type=positive_float, default=None,
                    help="step size (default 1.0 for --step gd, 0.1 for loss_adaptive)")
-    p.add_argument("--init-scale", type=float, default=0.1, help="std of the Gaussian init of W and H")
+    p.add_argument("--init-scale", type=positive_float, default=0.1, help="std of the Gaussian init of W and H")
     p.add_argument("--step", choices=("gd", "loss_adaptive"), default="gd",
                    help="gd: fixed lr; loss_adaptive: lr / (L log(1/L)) (Lyu & Li 2020), much faster margin growth")
     p.add_argument("--seed", type=int, default=0)

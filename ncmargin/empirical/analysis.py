@@ -288,6 +288,8 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: boo
     are reused unless ``force``. Never retrains.
     """
     run_dir = Path(run_dir)
+    if not (isinstance(svm_tol, (int, float)) and math.isfinite(svm_tol) and svm_tol > 0):
+        raise ValueError(f"svm_tol={svm_tol!r}: give a finite tolerance > 0 (e.g. 1e-8)")
     ckpts = list_checkpoints(run_dir, required=True)
     cfg = read_train_config(run_dir)
     settings = AnalysisSettings(
@@ -323,6 +325,10 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: boo
         raise ValueError(f"svm_epochs={svm_epochs!r} is not valid; use 'terminal', 'all' or a list of epochs")
     else:
         svm_set = {int(e) for e in svm_epochs}
+        missing = sorted(svm_set - {ep for ep, _ in ckpts})
+        if missing:
+            raise ValueError(f"{run_dir}: svm_epochs {missing} are not checkpoint epochs of this run; its "
+                             f"checkpoints: {[ep for ep, _ in ckpts]}")
 
     # the paper's fixed-class reading: last-layer Rademacher term of the first terminal-phase checkpoint
     frozen = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ncmargin.store import PRESET_DIR, find_preset
+from ncmargin.store import PRESET_DIR, find_preset, is_safe_name
 from ncmargin.store import list_presets as _store_presets
 
 __all__ = ["PRESET_DIR", "TrainConfig", "apply_overrides", "list_presets", "load_config", "parse_overrides"]
@@ -234,7 +234,7 @@ def load_config(source: str | os.PathLike | dict | TrainConfig | None = None,
         s = str(source)
         path = Path(s)
         if not path.is_file():
-            if s.endswith(".json") or not (PRESET_DIR / f"{s}.json").is_file():
+            if s.endswith(".json") or not is_safe_name(s) or not (PRESET_DIR / f"{s}.json").is_file():
                 raise FileNotFoundError(
                     f"config {s!r} is neither a JSON file nor a preset; presets: {', '.join(list_presets())}")
             path = find_preset("train", s)

@@ -10,6 +10,9 @@ re-exports them under their historical names and adds the one torch-side reader,
 
 from __future__ import annotations
 
+import pickle
+import zipfile
+
 from ncmargin.store import (
     Run,
     checkpoint_path,
@@ -47,4 +50,12 @@ def load_model_state(run_dir, epoch: int) -> dict:
     p = model_path(run_dir, epoch)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no model weights at epoch {epoch}")
-    return torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+        # UnpicklingError: a crafted file (or legacy-format garbage); RuntimeError/EOFError: truncated
+        what = ("needs unpickling of arbitrary objects, which is refused (it could run code)"
+                if isinstance(exc, pickle.UnpicklingError) and zipfile.is_zipfile(p) else
+                f"corrupted or truncated ({type(exc).__name__})")
+        raise ValueError(f"{p}: model weights {what}; delete it (analyze then skips the weight-based "
+                         "complexity: --no-spectral) or retrain the run") from None

@@ -23,9 +23,11 @@ written to the same contract but has not been run on a GPU in this project's CI.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -34,16 +36,22 @@ import torch
 import torch.nn.functional as F
 
 from ncmargin.io import atomic_path, atomic_save_npz, atomic_write_json
+from ncmargin.runlock import RunLock
+from ncmargin.runstate import DivergedError
 from ncmargin.store import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
     RESUMABLE_KEYS,
+    STATUS_FILE,
     append_log,
+    check_not_failed,
     checkpoint_file,
+    clean_temp_files,
     git_commit,
     identity_diff,
     log_path,
     log_spaced,
+    mark_failed,
     model_path,
     reached_full_accuracy,
     read_log,
@@ -60,6 +68,7 @@ from .config import TrainConfig, load_config
 from .data import load_dataset
 from .losses import stable_cross_entropy
 from .models import build_model, head_arrays
+from .resume_state import load_resume_state, save_resume_state
 
 __all__ = [
     "LOG_KEYS",
@@ -137,7 +146,7 @@ def epoch_metrics(H_tr, y_tr, H_te, y_te, W, b) -> dict:
     from ncmargin import theory
 
     if not (np.all(np.isfinite(H_tr)) and np.all(np.isfinite(W))):
-        raise ValueError("training diverged: non-finite features or classifier; lower lr (or use "
+        raise DivergedError("training diverged: non-finite features or classifier; lower lr (or use "
                          "weight_decay / a smaller init) and start a new run")
     y_tr64 = np.asarray(y_tr, dtype=np.int64)
     y_te64 = np.asarray(y_te, dtype=np.int64)
@@ -233,11 +242,22 @@ def train(config=None, run_dir: str | os.PathLike = "runs/run", resume: bool = F
     into ``run_dir`` and return its path. ``resume=True`` continues the run in ``run_dir`` from its last
     complete state (``config`` may then be None; given, it must match the stored one except for
     RESUMABLE_KEYS). ``stop_after=k`` stops after epoch k without saving extra state (simulates a kill;
-    for tests)."""
+    for tests). The writing process holds ``run_dir``'s lock (:mod:`ncmargin.runlock`) throughout: a second
+    writer gets a LockHeldError naming the holder."""
     run_dir = Path(run_dir)
-    state = None
     if resume:
-        read_meta(run_dir)  # FileNotFoundError: not a run directory
+        read_meta(run_dir)  # FileNotFoundError: not a run directory to resume
+    else:
+        load_config(config, overrides)  # a bad config fails before anything is created
+    writer = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(run_dir, purpose="ncmargin train") if writer else contextlib.nullcontext():
+        return _train_locked(config, run_dir, resume, overrides, stop_after)
+
+
+def _train_locked(config, run_dir: Path, resume: bool, overrides, stop_after) -> Path:
+    state = None
+    check_not_failed(run_dir)  # a failed run (RUN/status.json) is never resumed nor overwritten
+    if resume:
         if not state_path(run_dir).is_file():
             raise FileNotFoundError(f"{state_path(run_dir)}: no resume state (the run stopped before its first "
                                     "checkpoint); delete the run directory and start again")
@@ -251,7 +271,11 @@ def train(config=None, run_dir: str | os.PathLike = "runs/run", resume: bool = F
                 raise ValueError(f"--resume: config differs from the stored run in {diff}; only "
                                  f"{', '.join(sorted(RESUMABLE_KEYS))} may change (start a new run otherwise)")
         read_log(run_dir)  # a corrupt log line is an error here, before anything is rewritten
-        state = torch.load(state_path(run_dir), map_location="cpu", weights_only=False)
+        state = load_resume_state(state_path(run_dir))  # weights_only=True: never unpickles objects (resume_state.py)
+        removed = clean_temp_files(run_dir)  # half-written temp files of a kill (we hold the lock)
+        if removed:
+            print(f"[train] {run_dir}: removed {len(removed)} temp file(s) left by an interrupted write",
+                  file=sys.stderr)
     else:
         cfg = load_config(config, overrides)
         if log_path(run_dir).exists() or (run_dir / CONFIG_FILE).exists():
@@ -263,6 +287,18 @@ def train(config=None, run_dir: str | os.PathLike = "runs/run", resume: bool = F
     try:
         with thread_limits(cfg.num_threads):
             return _train(cfg, run_dir, state, stop_after)
+    except DivergedError as exc:
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise
+        try:
+            ep = [r["epoch"] for r in read_log(run_dir, missing_ok=True)]
+        except ValueError:  # a corrupt log must not hide the divergence
+            ep = []
+        at = ep[-1] + 1 if ep else 0
+        if int(os.environ.get("RANK", "0")) == 0:
+            mark_failed(run_dir, str(exc), at)
+        raise DivergedError(f"{run_dir}: {exc} (at epoch {at}); the run is marked failed in "
+                            f"{run_dir}/{STATUS_FILE}: delete it (rm -r {run_dir}) before reusing that --out") from None
     finally:
         torch.use_deterministic_algorithms(det)
 
@@ -374,9 +410,8 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
 
     def save_state(epoch: int) -> None:
-        with atomic_path(state_path(run_dir)) as tmp:
-            torch.save({"epoch": epoch, "onset_epoch": onset, "model": model.state_dict(),
-                        "optimizer": opt.state_dict(), "config": cfg.to_dict()}, tmp)
+        save_resume_state(state_path(run_dir), {"epoch": epoch, "onset_epoch": onset, "model": model.state_dict(),
+                                                "optimizer": opt.state_dict(), "config": cfg.to_dict()})
 
     def summary(epoch: int, complete: bool) -> None:
         write_summary(run_dir, onset_epoch=onset, last_epoch=epoch, epochs=cfg.epochs, complete=complete)
@@ -414,6 +449,8 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         t0 = time.perf_counter()
         batch_loss = train_epoch(fwd, opt, x_tr, y_tr, B, seed=cfg.seed, epoch=epoch, amp=amp,
                                  channels_last=chl, loss_dtype=loss_dtype, rank=rank, world=world)
+        if not math.isfinite(batch_loss):
+            raise DivergedError(f"training diverged: minibatch loss {batch_loss}; lower lr and start a new run")
         if cuda:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
@@ -437,6 +474,10 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         barrier()
         if stop_after is not None and epoch >= stop_after:
             break
+    if main and epoch == cfg.epochs:
+        # also when a kill fell between last.pt and summary.json at the final epoch: the resume has no epoch
+        # left to train and must still mark the run complete
+        summary(epoch, True)
     if pbar is not None:
         pbar.close()
     if ddp:

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from ncmargin.io import read_json
 
+from .names import is_safe_name
+
 __all__ = ["PRESET_DIR", "PRESET_PREFIX", "UnknownKeyError", "check_keys", "find_preset", "list_presets",
            "read_preset", "settings_from"]
 
@@ -50,10 +52,12 @@ def list_presets(kind: str) -> list[str]:
 
 def find_preset(kind: str, source: str | os.PathLike) -> Path:
     """The JSON file of a preset: ``source`` as a path if it is a file, else ``PRESET_DIR/<prefix><source>
-    .json`` (``source`` may carry the prefix already). FileNotFoundError lists the presets of ``kind``."""
+    .json`` (``source`` may carry the prefix already) for a safe name (:func:`~ncmargin.store.names.is_safe_name`:
+    a preset name never reaches outside PRESET_DIR). FileNotFoundError lists the presets of ``kind``."""
     s = str(source)
     pre = _prefix(kind)
-    for p in (Path(s), PRESET_DIR / f"{s}.json", PRESET_DIR / f"{pre}{s}.json"):
+    named = (PRESET_DIR / f"{s}.json", PRESET_DIR / f"{pre}{s}.json") if is_safe_name(s) else ()
+    for p in (Path(s), *named):
         if p.is_file() and (p.parent.resolve() != PRESET_DIR.resolve() or p.stem.startswith(pre)):
             return p
     raise FileNotFoundError(f"{kind} preset {s!r} not found; presets: {', '.join(list_presets(kind))} "

@@ -7,6 +7,7 @@
     RUN/checkpoints/last.pt          resume state                          state_path
     RUN/summary.json                 onset, checkpoints, complete flag     read_summary / run_status
     RUN/analysis.json                per-checkpoint analysis               ncmargin.store.records.Analysis
+    RUN/status.json                  the failed mark (training diverged)   read_status / mark_failed
 
 This module is the only one that knows these names. It imports numpy and the standard library only
 (features are read through ``ncmargin.io``); torch-side readers (model weights) live in the producers.
@@ -14,6 +15,7 @@ This module is the only one that knows these names. It imports numpy and the sta
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -23,15 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ncmargin.io import FeatureSet, atomic_write_text, load_features, read_json
+from ncmargin.io import FeatureSet, atomic_write_json, atomic_write_text, load_features, read_json
 
 __all__ = [
-    "ANALYSIS_FILE", "CHECKPOINT_DIR", "CONFIG_FILE", "LOG_FILE", "SUMMARY_FILE",
-    "Checkpoint", "LogError", "Run",
-    "append_log", "checkpoint_file", "checkpoint_path", "is_run_dir", "list_checkpoints", "load_checkpoint", "load_run",
-    "log_path", "model_path", "onset_epoch", "reached_full_accuracy", "read_log", "read_meta",
-    "read_summary", "read_train_config", "rewrite_log", "run_status", "state_path", "terminal_onset",
-    "write_summary",
+    "ANALYSIS_FILE", "CHECKPOINT_DIR", "CONFIG_FILE", "LOG_FILE", "STATUS_FILE", "STATUS_SCHEMA", "SUMMARY_FILE",
+    "Checkpoint", "LogError", "Run", "RunFailedError",
+    "append_log", "check_not_failed", "checkpoint_file", "checkpoint_path", "is_run_dir", "list_checkpoints",
+    "load_checkpoint", "load_run", "log_path", "mark_failed", "model_path", "onset_epoch", "reached_full_accuracy",
+    "read_log", "read_meta", "read_status", "read_summary", "read_train_config", "rewrite_log", "run_status",
+    "state_path", "terminal_onset", "write_summary",
 ]
 
 CONFIG_FILE = "config.json"
@@ -39,12 +41,18 @@ LOG_FILE = "log.jsonl"
 SUMMARY_FILE = "summary.json"
 ANALYSIS_FILE = "analysis.json"
 CHECKPOINT_DIR = "checkpoints"
+STATUS_FILE = "status.json"
+STATUS_SCHEMA = "ncmargin.run_status/1"
 _CKPT_RE = re.compile(r"^epoch_(\d+)\.npz$")
 _ACC_KEYS = ("train_acc", "test_acc")
 
 
 class LogError(ValueError):
     """A log.jsonl line that is not one epoch's JSON object; the message names the file and the line."""
+
+
+class RunFailedError(ValueError):
+    """The run directory holds a run marked failed (``RUN/status.json``); it cannot be resumed or reused."""
 
 
 # ------------------------------------------------------------------------------------------- paths
@@ -236,16 +244,50 @@ def read_summary(run_dir: str | os.PathLike) -> dict:
 
 def write_summary(run_dir: str | os.PathLike, *, onset_epoch: int | None, last_epoch: int, epochs: int,
                   complete: bool) -> None:
-    from ncmargin.io import atomic_write_json
-
     atomic_write_json(Path(run_dir) / SUMMARY_FILE, {
         "onset_epoch": onset_epoch, "last_epoch": last_epoch, "epochs": epochs, "complete": complete,
         "checkpoints": [c.epoch for c in list_checkpoints(run_dir)], "state_epoch": last_epoch})
 
 
+def read_status(run_dir: str | os.PathLike) -> dict | None:
+    """``RUN/status.json`` as a dict (``{"schema", "state": "failed", "reason", "epoch", "time"}``), or None
+    when absent. A malformed file counts as a failed mark (it is only ever written on failure)."""
+    p = Path(run_dir) / STATUS_FILE
+    if not p.is_file():
+        return None
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {"schema": STATUS_SCHEMA, "state": "failed", "reason": f"unreadable {p.name}"}
+    return doc if isinstance(doc, dict) else {"schema": STATUS_SCHEMA, "state": "failed",
+                                              "reason": f"malformed {p.name}"}
+
+
+def mark_failed(run_dir: str | os.PathLike, reason: str, epoch: int | None = None) -> Path:
+    """Write ``RUN/status.json`` saying the run failed for good (atomic): resuming would repeat the failure."""
+    p = Path(run_dir) / STATUS_FILE
+    atomic_write_json(p, {"schema": STATUS_SCHEMA, "state": "failed", "reason": reason, "epoch": epoch,
+                          "time": datetime.datetime.now(datetime.timezone.utc).isoformat(  # noqa: UP017
+                              timespec="seconds")})
+    return p
+
+
+def check_not_failed(run_dir: str | os.PathLike) -> None:
+    """Raise :class:`RunFailedError` (naming the reason and the fix) when ``run_dir`` is marked failed."""
+    st = read_status(run_dir)
+    if st and st.get("state") == "failed":
+        at = f" at epoch {st['epoch']}" if st.get("epoch") is not None else ""
+        raise RunFailedError(f"{run_dir} holds a run that failed{at} ({st.get('reason')}); it cannot be resumed: "
+                             f"delete the directory (rm -r {run_dir}) and train again, or pass another --out")
+
+
 def run_status(run_dir: str | os.PathLike) -> str:
-    """``"complete"`` (summary.json says so), ``"partial"`` (a run dir that can be resumed) or ``"absent"``."""
+    """``"failed"`` (status.json marks it: never resumed, :func:`check_not_failed` says why), ``"complete"``
+    (summary.json says so), ``"partial"`` (a run dir that can be resumed) or ``"absent"``."""
     p = Path(run_dir)
+    st = read_status(p)
+    if st and st.get("state") == "failed":
+        return "failed"
     if not (p / CONFIG_FILE).is_file():
         return "absent"
     try:

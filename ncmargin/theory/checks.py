@@ -11,7 +11,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_features", "check_classifier", "check_matrix", "check_num_classes", "row_slices"]
+__all__ = ["check_classifier", "check_features", "check_matrix", "check_num_classes", "check_tolerance",
+           "row_slices"]
 
 ROW_BLOCK_ELEMS = 1 << 22  # float64 elements of one row-block temporary (32 MiB)
 
@@ -32,6 +33,17 @@ def _listing(values) -> str:
     if len(values) > _MAX_LISTED:
         shown += f", ... ({len(values)} in total)"
     return shown
+
+
+def check_tolerance(value, name: str = "tol") -> float:
+    """Return ``value`` as a float; ValueError unless it is a finite number >= 0 (a negative or NaN
+    tolerance would make every comparison against it silently false)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}; pass e.g. {name}=1e-8.")
+    v = float(value)
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} = {value!r} is not a tolerance: give a finite number >= 0, e.g. {name}=1e-8.")
+    return v
 
 
 def check_num_classes(K, name: str = "K") -> int:

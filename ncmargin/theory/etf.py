@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 import scipy.linalg
 
-from .checks import check_matrix, check_num_classes
+from .checks import check_matrix, check_num_classes, check_tolerance
 
 __all__ = ["simplex_etf", "etf_deviation", "is_etf", "haar_orthogonal"]
 
@@ -142,5 +142,6 @@ def etf_deviation(M, *, scale_invariant: bool = True) -> dict:
 
 def is_etf(M, atol: float = 1e-8, *, scale_invariant: bool = True) -> bool:
     """True if every deviation of :func:`etf_deviation` is <= ``atol`` and rank(M) = K-1."""
+    atol = check_tolerance(atol, "atol")
     dev = etf_deviation(M, scale_invariant=scale_invariant)
     return bool(dev["max_dev"] <= atol and dev["rank"] == dev["num_vertices"] - 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_classifier, check_features, check_matrix, row_slices
+from .checks import check_classifier, check_features, check_matrix, check_tolerance, row_slices
 
 __all__ = [
     "logits",
@@ -205,6 +205,7 @@ def ce_pmin_sandwich(loss, p_min, N, K, *, rtol: float = SANDWICH_RTOL) -> dict:
     slack SANDWICH_ATOL for subnormal losses. Also returns ``loss_below_log2_over_N`` (L < log(2)/N,
     which implies p_min > 0).
     """
+    rtol = check_tolerance(rtol, "rtol")
     L = float(loss)
     p = float(p_min)
     if not np.isfinite(L) or L < 0:

@@ -177,3 +177,48 @@ def test_versions():
     for k in ("ncmargin", "python", "platform", "numpy", "scipy", "torch", "cvxpy", "clarabel", "scikit-learn"):
         assert k in v
     assert v["torch"] == torch.__version__ and v["numpy"] == np.__version__
+
+
+def test_run_status_reports_a_failed_mark(tmp_path):
+    from ncmargin.store import RunFailedError, check_not_failed, mark_failed, read_status
+
+    rd = tmp_path / "r"
+    rd.mkdir()
+    (rd / "config.json").write_text(json.dumps({"config": {}}))
+    (rd / "summary.json").write_text(json.dumps({"complete": False}))
+    assert run_status(rd) == "partial" and read_status(rd) is None
+    check_not_failed(rd)
+    mark_failed(rd, "training diverged: minibatch loss nan", 7)
+    assert read_status(rd)["state"] == "failed" and read_status(rd)["epoch"] == 7
+    assert run_status(rd) == "failed"
+    with pytest.raises(RunFailedError, match=r"failed at epoch 7 \(training diverged.*rm -r"):
+        check_not_failed(rd)
+    (rd / "status.json").write_text("{broken")  # only ever written on failure: unreadable still means failed
+    assert run_status(rd) == "failed"
+
+
+def test_preset_names_never_leave_the_preset_directory(tmp_path):
+    from ncmargin.store import PRESET_DIR, find_preset, is_safe_name
+
+    assert find_preset("verify", "quick").parent == PRESET_DIR
+    escape = PRESET_DIR.parent.parent / "store_escape_probe.json"  # '../../store_escape_probe' from the presets
+    escape.write_text("{}")
+    try:
+        assert not is_safe_name("../../store_escape_probe")
+        with pytest.raises(FileNotFoundError, match="not found"):
+            find_preset("train", "../../store_escape_probe")
+        assert find_preset("train", escape) == escape  # an explicit path to a file is still a path
+    finally:
+        escape.unlink()
+
+
+def test_temp_file_names(tmp_path):
+    from ncmargin.store import clean_temp_files, temp_file_target
+
+    (tmp_path / ".summary.json.ab12cd34.json").write_text("{")  # atomic_path temp of summary.json
+    (tmp_path / ".ncmargin.lock").write_text("")                # the lock file is never a temp file
+    (tmp_path / "summary.json").write_text("{}")
+    assert [p.name for p in clean_temp_files(tmp_path)] == [".summary.json.ab12cd34.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ncmargin.lock", "summary.json"]
+    assert temp_file_target(str(tmp_path / ".log.jsonl.x1y2z3w4.jsonl")) == str(tmp_path / "log.jsonl")
+    assert temp_file_target("plain.json") == "plain.json"
