@@ -99,14 +99,16 @@ def _last_head_in(name: str, m: nn.Module) -> tuple[str, nn.Module] | None:
 
 
 def find_head(model: nn.Module, head: str | nn.Module | None = None, *, num_classes: int | None = None,
-              probe: Callable[[], Any] | None = None) -> tuple[str, nn.Module]:
+              exact_classes: bool = True, probe: Callable[[], Any] | None = None) -> tuple[str, nn.Module]:
     """``(dotted name, module)`` of the classifier head of ``model`` (DDP/compile wrappers are unwrapped).
 
     ``head``: a module of ``model`` or its dotted name (``"fc"``, ``"classifier"``, ``"head"``); a container
     stands for the last ``nn.Linear`` / ``FixedETFHead`` inside it. ``None``: automatic — the candidates are
-    every ``nn.Linear`` and ``FixedETFHead``, narrowed to ``out_features == num_classes`` when it is known;
-    if several remain, ``probe()`` (one forward pass on a sample batch) keeps the one whose output *is* the
-    model's output. Anything else raises :class:`HeadNotFoundError` listing the candidates.
+    every ``nn.Linear`` and ``FixedETFHead``, narrowed to ``out_features == num_classes`` when it is known
+    (``>=`` with ``exact_classes=False``: K inferred from labels, which may miss classes); if several remain,
+    ``probe()`` (one forward pass on a sample batch) keeps the one whose output *is* the model's output
+    (without a probe, the single one with ``out_features == num_classes``). Anything else raises
+    :class:`HeadNotFoundError` listing the candidates.
     """
     model = _unwrap(model)
     named = list(model.named_modules())
@@ -141,10 +143,17 @@ def find_head(model: nn.Module, head: str | nn.Module | None = None, *, num_clas
                                 "head to record; ncmargin needs logits = W h + b with a final linear layer")
     cands = all_heads
     if num_classes is not None:
-        cands = [(n, m) for n, m in all_heads if m.weight.shape[0] == num_classes]
+        # given: out_features == K; inferred from labels (a split may miss the last classes): >= K, and among
+        # several, those with == K
+        ok = (lambda k: k == num_classes) if exact_classes else (lambda k: k >= num_classes)
+        cands = [(n, m) for n, m in all_heads if ok(m.weight.shape[0])]
         if not cands:
-            raise HeadNotFoundError(f"no nn.Linear with out_features = {num_classes} (the number of classes) "
-                                    f"in the model; Linear layers present: {listing}. Name the head: head='...'")
+            raise HeadNotFoundError(f"no nn.Linear with out_features {'=' if exact_classes else '>='} "
+                                    f"{num_classes} (the number of classes) in the model; Linear layers present: "
+                                    f"{listing}. Name the head: head='...'")
+        eq = [(n, m) for n, m in cands if m.weight.shape[0] == num_classes]
+        if len(cands) > 1 and len(eq) == 1 and probe is None:
+            return eq[0]
     if len(cands) == 1:
         return cands[0]
     if probe is not None:
@@ -363,11 +372,13 @@ class Recorder:
                             seed=self.subsample_seed, rank=self.rank, world=self.world, unpack=unpack)
         self.test = None if test is None else _Split("test", test, batch_size=eval_batch_size, subsample=0,
                                                      seed=0, rank=self.rank, world=self.world, unpack=unpack)
+        exact = num_classes is not None
         if num_classes is None and self.train.labels_all is not None:
             labs = [self.train.labels_all] + ([] if self.test is None or self.test.labels_all is None
                                               else [self.test.labels_all])
             num_classes = int(max(int(v.max()) for v in labs if v.size)) + 1
-        self.head_name, self.head = find_head(self.net, head, num_classes=num_classes, probe=self._probe)
+        self.head_name, self.head = find_head(self.net, head, num_classes=num_classes, exact_classes=exact,
+                                              probe=self._probe)
         self.K = int(self.head.weight.shape[0])
         if num_classes is not None and num_classes > self.K:
             raise RecorderError(f"labels go up to {num_classes - 1} but the head {self.head_name!r} has only "
