@@ -248,11 +248,15 @@ class _Split:
     def known_labels(self) -> np.ndarray | None:
         return None if self.labels_all is None else self.labels_all[self.indices]
 
-    def batches(self) -> Iterable:
+    def batches(self, growing: bool = False) -> Iterable:
+        """``growing``: (tensor data) batch sizes 64, 128, ... up to the batch size, so that an early-exit
+        scan that stops in its first batch costs little."""
         if self.loader is None:
-            bs = self.batch_size
-            for i in range(0, self.indices.size, bs):
+            i, bs = 0, min(64, self.batch_size) if growing else self.batch_size
+            while i < self.indices.size:
                 sel = self.indices[i:i + bs]
+                i += bs
+                bs = min(2 * bs, self.batch_size)
                 if sel.size == sel[-1] - sel[0] + 1:  # contiguous: a view, no copy
                     yield self.X[int(sel[0]):int(sel[-1]) + 1], self.y[int(sel[0]):int(sel[-1]) + 1]
                 else:
@@ -474,7 +478,7 @@ class Recorder:
         sq, n_in, shape = 0.0, 0, None
         try:
             with self._eval_mode():
-                for x, y in split.batches():
+                for x, y in split.batches(growing=stop_on_error):
                     got.clear()
                     x = x.to(self.device, non_blocking=True)
                     self.net(x)
