@@ -114,12 +114,14 @@ def main() -> None:
                     recd.append(t)
                     log = [json.loads(s) for s in (out / "log.jsonl").read_text().splitlines()]
                     details.append({"checkpoints": len(log), "onset": rec.onset,
-                                    "eval_s": sum(r["eval_seconds"] for r in log)})
+                                    "eval_s": sum(r["eval_seconds"] for r in log), **rec.stats})
                 print(f"  rep {rep} {arm:5s}: {t:7.1f} s", flush=True)
     ratios = [(r - q) / q for r, q in zip(recd, plain)]
     det = details[-1]
     print(f"checkpoints written: {det['checkpoints']} (onset epoch {det['onset']}); checkpoint evaluations "
-          f"{det['eval_s']:.1f} s, the rest of the overhead is the early-exit onset checks and file writes")
+          f"{det['eval_s']:.1f} s; onset checks {det['onset_checks']} ({det['ended_on_hard']} ended on the "
+          f"previously misclassified samples, {det['scan_samples']} samples scanned in all) "
+          f"{det['check_seconds']:.1f} s; the rest is file writes")
     print(f"plain loop: median {statistics.median(plain):.1f} s; recorded: median {statistics.median(recd):.1f} s")
     print(f"recorder overhead (t_recorded - t_plain) / t_plain: per rep "
           f"{', '.join(f'{100 * r:.1f}%' for r in ratios)}; median {100 * statistics.median(ratios):.1f}% "

@@ -19,9 +19,10 @@ trainer's :func:`ncmargin.empirical.train.checkpoint_epochs`), at the onset of 1
 :func:`ncmargin.empirical.train.epoch_metrics` (float64, ``ncmargin.theory``), so a recorded run and a run
 of ``ncmargin train`` are read by the same analysis code.
 
-Onset detection at every other epoch is cheap: the train data are scanned in order and the scan stops at
-the first misclassified sample (before the onset that is almost always in the first batch); only a scan
-that finds no error costs a full pass, and its features are then kept as the onset checkpoint's.
+Onset detection at every other epoch is cheap: the train samples misclassified at the previous check are
+evaluated first (one small batch; they usually still are), then the train data are scanned in order in
+growing batches (64, 128, ...) and the scan stops at the first misclassified sample; only a scan that finds
+no error costs a full pass, and its features are then kept as the onset checkpoint's.
 
 Distributed (``torch.distributed`` initialised, e.g. under ``torchrun`` with DDP): every rank evaluates a
 contiguous shard of the data (``np.array_split`` of the dataset indices), the features and labels are
@@ -393,6 +394,9 @@ class Recorder:
         self.closed = False
         self._t_last = time.perf_counter()
         self._input_stats: dict | None = None
+        self._hard: np.ndarray | None = None  # shard positions of train samples last seen misclassified
+        # cost accounting of the onset checks (benchmarks/bench_recorder.py prints it)
+        self.stats = {"onset_checks": 0, "ended_on_hard": 0, "scan_samples": 0, "check_seconds": 0.0}
         if self.main:
             if (self.out_dir / "log.jsonl").exists() or (self.out_dir / "config.json").exists():
                 raise RecorderError(f"{self.out_dir} already holds a run; pass another out_dir (recorded runs "
@@ -468,35 +472,51 @@ class Recorder:
             for m, t in modes:
                 m.training = t
 
+    def _features(self, x: torch.Tensor, got: list) -> np.ndarray:
+        """Head input for one batch (the hook appends to ``got``), float32 numpy."""
+        got.clear()
+        self.net(x.to(self.device, non_blocking=True))
+        if len(got) != 1:
+            raise RecorderError(f"the head {self.head_name!r} ran {len(got)} times in one forward pass; name "
+                                "the final classifier layer with head=")
+        h = got[0].detach()
+        if h.ndim != 2:
+            raise RecorderError(f"the head {self.head_name!r} received input of shape {tuple(h.shape)}; the "
+                                "recorder needs (batch, d) features")
+        return h.float().cpu().numpy()
+
+    @staticmethod
+    def _wrong(h: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        """Misclassified rows: argmax of the float64 logits ``H W^T + b`` (ties to the lowest index) != y."""
+        Z = h.astype(np.float64) @ W.T
+        if b is not None:
+            Z += b
+        return Z.argmax(1) != y
+
     def _forward_split(self, split: _Split, W: np.ndarray, b: np.ndarray | None, stop_on_error: bool,
                        input_stats: bool = False):
         """This rank's shard of ``split``: (H float32 (n, d), y int64 (n,)), or None when ``stop_on_error``
-        and a sample is misclassified (argmax of the float64 logits H W^T + b, ties to the lowest index)."""
+        and a sample is misclassified. For the train split, the shard positions of misclassified samples
+        seen are kept in ``self._hard`` (checked first by the next onset scan)."""
         got: list[torch.Tensor] = []
         hook = self.head.register_forward_hook(lambda m, inp, out: got.append(inp[0]))
-        feats, labels = [], []
-        sq, n_in, shape = 0.0, 0, None
+        feats, labels, hard = [], [], []
+        sq, n_in, shape, pos = 0.0, 0, None, 0
         try:
             with self._eval_mode():
                 for x, y in split.batches(growing=stop_on_error):
-                    got.clear()
-                    x = x.to(self.device, non_blocking=True)
-                    self.net(x)
-                    if len(got) != 1:
-                        raise RecorderError(f"the head {self.head_name!r} ran {len(got)} times in one forward "
-                                            "pass; name the final classifier layer with head=")
-                    h = got[0].detach()
-                    if h.ndim != 2:
-                        raise RecorderError(f"the head {self.head_name!r} received input of shape "
-                                            f"{tuple(h.shape)}; the recorder needs (batch, d) features")
-                    h = h.float().cpu().numpy()
+                    h = self._features(x, got)
                     yy = y.cpu().numpy().astype(np.int64)
-                    if stop_on_error:
-                        Z = h.astype(np.float64) @ W.T
-                        if b is not None:
-                            Z += b
-                        if np.any(Z.argmax(1) != yy):
+                    if split is self.train:
+                        wrong = self._wrong(h, yy, W, b)
+                        hard.append(pos + np.flatnonzero(wrong))
+                        if stop_on_error and wrong.any():
+                            self.stats["scan_samples"] += yy.size
+                            self._hard = np.concatenate(hard)
                             return None
+                    pos += yy.size
+                    if stop_on_error:
+                        self.stats["scan_samples"] += yy.size
                     if input_stats:
                         xf = x.detach().to(torch.float64)
                         sq += float((xf * xf).sum())
@@ -506,11 +526,41 @@ class Recorder:
                     labels.append(yy)
         finally:
             hook.remove()
+        if split is self.train:
+            self._hard = np.concatenate(hard) if hard else np.zeros(0, np.int64)
         if input_stats:
             self._input_stats = {"n": n_in, "sq": sq, "shape": shape}
         if not feats:
             return np.zeros((0, W.shape[1]), np.float32), np.zeros(0, np.int64)
         return np.concatenate(feats), np.concatenate(labels)
+
+    def _hard_still_wrong(self, W, b) -> bool:
+        """Whether a train sample misclassified at the previous scan/evaluation still is (one small batch,
+        outside the data loader's workers): misclassified samples tend to stay so, so the scan before the
+        onset usually ends here."""
+        sp, hard = self.train, self._hard
+        if hard is None or hard.size == 0 or sp.indices is None:
+            return False
+        pos = hard[:256]
+        idx = sp.indices[pos]
+        if sp.loader is None:
+            t = torch.from_numpy(idx)
+            x, y = sp.X[t], sp.y[t]
+        else:
+            batch = sp.loader.collate_fn([sp.loader.dataset[int(i)] for i in idx])
+            x, y = sp.unpack(batch) if sp.unpack is not None else (batch[0], batch[1])
+        got: list[torch.Tensor] = []
+        hook = self.head.register_forward_hook(lambda m, inp, out: got.append(inp[0]))
+        try:
+            with self._eval_mode():
+                h = self._features(x, got)
+        finally:
+            hook.remove()
+        wrong = self._wrong(h, torch.as_tensor(y).cpu().numpy().astype(np.int64), W, b)
+        if wrong.any():
+            self._hard = pos[wrong]
+            return True
+        return False
 
     def _gather(self, part):
         """Concatenate the ranks' shards on rank 0 in rank order (= dataset order); None elsewhere."""
@@ -532,11 +582,17 @@ class Recorder:
     def _onset_scan(self):
         """Early-exit scan of the train shard: its (H, y) when every sample of every rank is classified
         correctly (then the onset is this epoch), else None."""
+        t0 = time.perf_counter()
         W, b = _head_arrays(self.head)
-        part = self._forward_split(self.train, W, b, stop_on_error=True)
-        if not self._all_ok(part is not None):
-            return None
-        return part
+        self.stats["onset_checks"] += 1
+        if self._hard_still_wrong(W, b):
+            self.stats["ended_on_hard"] += 1
+            part = None
+        else:
+            part = self._forward_split(self.train, W, b, stop_on_error=True)
+        ok = self._all_ok(part is not None)
+        self.stats["check_seconds"] += time.perf_counter() - t0
+        return part if ok else None
 
     def _record(self, epoch: int, seconds: float, scalars: dict, train_pre=None) -> dict | None:
         from .train import LOG_KEYS, epoch_metrics
