@@ -13,7 +13,7 @@ exactly these epochs), so the run directory is the one a recorded training loop 
 Data (``data=``):
 
 - a ``.npz`` file of model-ready inputs: train as ``images``/``labels`` (or ``x_train``/``y_train``), test
-  as ``test_images``/``test_labels`` (or ``x_test``/``y_test``; optional);
+  as ``test_images``/``test_labels`` (or ``x_test``/``y_test``; required: claim 2 uses the test error);
 - a dataset name of the package's registry (``digits``, ``mnist5k``, ``synthetic``, ``cifar10`` ...;
   ``ncmargin.empirical.data.load_dataset``, with ``data_options`` as TrainConfig keys such as
   ``data_root``, ``standardize``, ``split_seed``, ``n_per_class``);
@@ -114,8 +114,9 @@ def _npz_pair(f, names: list[tuple[str, str]], path, what: str, required: bool):
     return None
 
 
-def load_data(spec: str, data_options: dict | None = None, normalize=None) -> tuple[tuple, tuple | None, dict]:
-    """``((X_train, y_train), (X_test, y_test) or None, info)`` as torch tensors (see the module docstring)."""
+def load_data(spec: str, data_options: dict | None = None, normalize=None) -> tuple[tuple, tuple, dict]:
+    """``((X_train, y_train), (X_test, y_test), info)``: torch tensors, or DataLoaders for torchvision data
+    (see the module docstring)."""
     import torch
 
     opts = dict(data_options or {})
@@ -125,12 +126,12 @@ def load_data(spec: str, data_options: dict | None = None, normalize=None) -> tu
             raise FileNotFoundError(f"--data {spec}: no such file")
         with np.load(p, allow_pickle=False) as f:
             tr = _npz_pair(f, [("images", "labels"), ("x_train", "y_train")], p, "train", True)
-            te = _npz_pair(f, [("test_images", "test_labels"), ("x_test", "y_test")], p, "test", False)
+            te = _npz_pair(f, [("test_images", "test_labels"), ("x_test", "y_test")], p, "test", True)
             tr = tuple(np.asarray(a) for a in tr)
-            te = None if te is None else tuple(np.asarray(a) for a in te)
+            te = tuple(np.asarray(a) for a in te)
         conv = lambda a: (torch.from_numpy(np.ascontiguousarray(a[0], dtype=np.float32)),
                           torch.from_numpy(np.asarray(a[1]).astype(np.int64)))
-        return conv(tr), (None if te is None else conv(te)), {"dataset": p.name, "source": str(p)}
+        return conv(tr), conv(te), {"dataset": p.name, "source": str(p)}
     if spec.startswith("torchvision:"):
         parts = spec.split(":", 2)
         if len(parts) != 3:
@@ -204,6 +205,16 @@ def extract_run(out_dir: str | os.PathLike, model: str, weights: str | list[str]
     if not isinstance(net, torch.nn.Module):
         raise ExtractError(f"--model {model}: the factory returned {type(net).__name__}, not a torch.nn.Module")
     net = net.to(device)
+    # every file must fit the model before anything is written (no half-made run directory)
+    ref = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    for _, f in pairs:
+        got = {k: tuple(v.shape) for k, v in load_state_dict(f).items()}
+        if got != ref:
+            missing = sorted(set(ref) - set(got))[:5]
+            extra = sorted(set(got) - set(ref))[:5]
+            shape = [k for k in ref if k in got and got[k] != ref[k]][:5]
+            raise ExtractError(f"{f}: does not fit the model built by {model}: missing keys {missing}, "
+                               f"unexpected keys {extra}, shape mismatch {shape}; check --model/--kwargs")
     train, test, info = load_data(data, data_options, normalize)
     meta: dict[str, Any] = {"source": "ncmargin extract", "model_factory": model,
                             "factory_kwargs": factory_kwargs or {}, "data": data, "data_info": info,

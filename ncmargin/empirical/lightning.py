@@ -33,7 +33,7 @@ __all__ = ["RecorderCallback"]
 class RecorderCallback(Callback):
     """Record a Lightning fit into ``out_dir`` (module docstring)."""
 
-    def __init__(self, out_dir, *, train, test=None, record_init: bool = True, **recorder_kwargs):
+    def __init__(self, out_dir, *, train, test, record_init: bool = True, **recorder_kwargs):
         super().__init__()
         self.out_dir, self.train, self.test = out_dir, train, test
         self.record_init = record_init

@@ -21,7 +21,7 @@ of ``ncmargin train`` are read by the same analysis code.
 
 Onset detection at every other epoch is cheap: the train samples misclassified at the previous check are
 evaluated first (one small batch; they usually still are), then the train data are scanned in order in
-growing batches (64, 128, ...) and the scan stops at the first misclassified sample; only a scan that finds
+growing batches (32, 64, ...) and the scan stops at the first misclassified sample; only a scan that finds
 no error costs a full pass, and its features are then kept as the onset checkpoint's.
 
 Distributed (``torch.distributed`` initialised, e.g. under ``torchrun`` with DDP): every rank evaluates a
@@ -250,10 +250,10 @@ class _Split:
         return None if self.labels_all is None else self.labels_all[self.indices]
 
     def batches(self, growing: bool = False) -> Iterable:
-        """``growing``: (tensor data) batch sizes 64, 128, ... up to the batch size, so that an early-exit
+        """``growing``: (tensor data) batch sizes 32, 64, ... up to the batch size, so that an early-exit
         scan that stops in its first batch costs little."""
         if self.loader is None:
-            i, bs = 0, min(64, self.batch_size) if growing else self.batch_size
+            i, bs = 0, min(32, self.batch_size) if growing else self.batch_size
             while i < self.indices.size:
                 sel = self.indices[i:i + bs]
                 i += bs
@@ -327,7 +327,7 @@ class Recorder:
         user's model class need not be importable later): ``checkpoints/complexity_XXXX.json``.
     """
 
-    def __init__(self, out_dir: str | os.PathLike, model: nn.Module, *, train, test=None,
+    def __init__(self, out_dir: str | os.PathLike, model: nn.Module, *, train, test,
                  head: str | nn.Module | None = None, epochs: int | None = None,
                  schedule: str | Iterable[int] = "log", num_checkpoints: int = 12,
                  metadata: dict | None = None, subsample: int = 0, subsample_seed: int = 0,
@@ -373,10 +373,13 @@ class Recorder:
         self.subsample, self.subsample_seed = int(subsample or 0), int(subsample_seed)
         if self.subsample < 0:
             raise RecorderError(f"subsample={subsample}: give a per-class count >= 1, or 0 for all samples")
+        if test is None:
+            raise RecorderError("test= is required: claim 2 and the analysis compare with the test error; pass "
+                                "a held-out split as (X, y) or a DataLoader (without augmentation)")
         self.train = _Split("train", train, batch_size=eval_batch_size, subsample=self.subsample,
                             seed=self.subsample_seed, rank=self.rank, world=self.world, unpack=unpack)
-        self.test = None if test is None else _Split("test", test, batch_size=eval_batch_size, subsample=0,
-                                                     seed=0, rank=self.rank, world=self.world, unpack=unpack)
+        self.test = _Split("test", test, batch_size=eval_batch_size, subsample=0, seed=0, rank=self.rank,
+                           world=self.world, unpack=unpack)
         exact = num_classes is not None
         if num_classes is None and self.train.labels_all is not None:
             labs = [self.train.labels_all] + ([] if self.test is None or self.test.labels_all is None
@@ -396,7 +399,8 @@ class Recorder:
         self._input_stats: dict | None = None
         self._hard: np.ndarray | None = None  # shard positions of train samples last seen misclassified
         # cost accounting of the onset checks (benchmarks/bench_recorder.py prints it)
-        self.stats = {"onset_checks": 0, "ended_on_hard": 0, "scan_samples": 0, "check_seconds": 0.0}
+        self.stats = {"onset_checks": 0, "ended_on_hard": 0, "scan_samples": 0, "check_seconds": 0.0,
+                      "seconds": 0.0}  # seconds: all time spent inside epoch_end/close
         if self.main:
             if (self.out_dir / "log.jsonl").exists() or (self.out_dir / "config.json").exists():
                 raise RecorderError(f"{self.out_dir} already holds a run; pass another out_dir (recorded runs "
@@ -415,7 +419,8 @@ class Recorder:
         epoch = int(epoch)
         if self.last_epoch is not None and epoch <= self.last_epoch:
             raise RecorderError(f"epoch_end({epoch}) after epoch_end({self.last_epoch}): epochs must increase")
-        seconds = time.perf_counter() - self._t_last
+        t_in = time.perf_counter()
+        seconds = t_in - self._t_last
         self.last_epoch = epoch
         try:
             scheduled = self.schedule is None or epoch in self.schedule
@@ -428,6 +433,7 @@ class Recorder:
             return None
         finally:
             self._t_last = time.perf_counter()
+            self.stats["seconds"] += self._t_last - t_in
 
     def close(self, epoch: int | None = None, **scalars: Any) -> None:
         """Record the final epoch (``epoch`` or the last one seen, unless already recorded) and mark the
@@ -439,12 +445,13 @@ class Recorder:
         elif self.last_epoch is None:
             raise RecorderError("close() before any epoch_end(); call rec.epoch_end(epoch) in the loop "
                                 "(or close(epoch=N))")
+        t_in = time.perf_counter()
         if self.last_epoch not in self.recorded:
-            seconds = time.perf_counter() - self._t_last
-            self._record(self.last_epoch, seconds, scalars)
+            self._record(self.last_epoch, t_in - self._t_last, scalars)
         self.closed = True
         if self.main:
             self._write_summary(complete=True)
+        self.stats["seconds"] += time.perf_counter() - t_in
 
     def __enter__(self) -> Recorder:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
@@ -541,7 +548,7 @@ class Recorder:
         sp, hard = self.train, self._hard
         if hard is None or hard.size == 0 or sp.indices is None:
             return False
-        pos = hard[:256]
+        pos = hard[:8]  # a few suffice: the check ends at the first that is still wrong (cost ~ batch size)
         idx = sp.indices[pos]
         if sp.loader is None:
             t = torch.from_numpy(idx)

@@ -1,7 +1,7 @@
 """Worker for tests/empirical/test_recorder.py::test_ddp_gloo_equals_single_process (not a test module).
 
     python _recorder_ddp_script.py OUT_DIR            # single process
-    RANK=r WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=p python _recorder_ddp_script.py OUT_DIR
+    RANK=r WORLD_SIZE=2 NCMARGIN_TEST_INIT=file:///tmp/rdzv python _recorder_ddp_script.py OUT_DIR
 
 Every rank trains the same DDP-wrapped MLP on the full data (identical gradients, so the averaged gradient
 equals the single-process one exactly) and records with the Recorder, which shards the evaluation.
@@ -20,7 +20,9 @@ def main(out: str) -> None:
     if world > 1:
         import torch.distributed as dist
 
-        dist.init_process_group("gloo", init_method="env://")
+        # a file rendezvous (no TCP port that another process on the machine could take)
+        init = os.environ.get("NCMARGIN_TEST_INIT", "env://")
+        dist.init_process_group("gloo", init_method=init, rank=int(os.environ["RANK"]), world_size=world)
     from ncmargin import Recorder
 
     g = torch.Generator().manual_seed(0)

@@ -99,7 +99,8 @@ def test_extract_registry_dataset_and_explicit_epochs(tmp_path, factory):
 
 
 def test_extract_errors(tmp_path, factory):
-    np.savez(tmp_path / "d.npz", images=np.zeros((4, 1, 8, 8), np.float32), labels=np.arange(4))
+    np.savez(tmp_path / "d.npz", images=np.zeros((4, 1, 8, 8), np.float32), labels=np.arange(4),
+             test_images=np.zeros((2, 1, 8, 8), np.float32), test_labels=np.arange(2))
     torch.save({"net": {"a": 1}}, tmp_path / "bad_2.pt")
     with pytest.raises(ExtractError, match="not a state dict"):
         load_state_dict(tmp_path / "bad_2.pt")
@@ -114,9 +115,15 @@ def test_extract_errors(tmp_path, factory):
                     data=str(tmp_path / "d.npz"))
     torch.manual_seed(0)
     torch.save(torch.nn.Linear(3, 3).state_dict(), tmp_path / "lin_4.pt")
-    with pytest.raises(ExtractError, match="does not fit the model"):
+    np.savez(tmp_path / "notest.npz", images=np.zeros((4, 1, 8, 8), np.float32), labels=np.arange(4))
+    torch.save(factory.tiny_cnn().state_dict(), tmp_path / "good_5.pt")
+    with pytest.raises(ExtractError, match="no test arrays"):
+        extract_run(tmp_path / "o", "_extract_models:tiny_cnn", str(tmp_path / "good_5.pt"),
+                    data=str(tmp_path / "notest.npz"))
+    with pytest.raises(ExtractError, match=r"does not fit the model.*missing keys \['0.bias'"):
         extract_run(tmp_path / "o", "_extract_models:tiny_cnn", str(tmp_path / "lin_4.pt"),
                     data=str(tmp_path / "d.npz"))
+    assert not (tmp_path / "o").exists()  # nothing written
     with pytest.raises(FileNotFoundError, match="no file matches"):
         extract_run(tmp_path / "o2", "_extract_models:tiny_cnn", str(tmp_path / "none_*.pt"),
                     data=str(tmp_path / "d.npz"))
@@ -125,3 +132,18 @@ def test_extract_errors(tmp_path, factory):
     # the CLI turns these into one line and exit code 2
     assert main(["extract", "--model", "nocolon", "--weights", "x", "--data", "y.npz", "--out",
                  str(tmp_path / "z")]) == 2
+
+
+def test_torchvision_data_without_torchvision_is_a_clear_error():
+    import importlib.util
+
+    from ncmargin.empirical.extract import load_data
+
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed")
+    with pytest.raises(ExtractError, match="needs the optional torchvision package"):
+        load_data("torchvision:CIFAR10:/nonexistent")
+    with pytest.raises(ExtractError, match="torchvision:NAME:ROOT"):
+        load_data("torchvision:CIFAR10")
+    with pytest.raises(ExtractError, match="registry dataset"):
+        load_data("imagenet")

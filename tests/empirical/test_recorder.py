@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -120,7 +119,8 @@ def test_head_detection_errors_list_candidates():
         find_head(TinyResNet(), "layer1")
     # through the Recorder: the error names both candidates
     with pytest.raises(HeadNotFoundError, match="a: Linear.*b: Linear"):
-        Recorder("unused", t, train=(torch.randn(6, 5), torch.arange(6) % 3), epochs=2)
+        Recorder("unused", t, train=(torch.randn(6, 5), torch.arange(6) % 3),
+                 test=(torch.randn(3, 5), torch.arange(3)), epochs=2)
 
 
 # ------------------------------------------------------------------------------------------ recording
@@ -234,7 +234,7 @@ def test_onset_recorded_at_the_first_epoch_with_full_train_accuracy(tmp_path):
         with torch.no_grad():
             accs.append(float((twin(X).argmax(1) == y).float().mean()))
     expected = next(i + 1 for i, a in enumerate(accs) if a == 1.0)
-    rec = Recorder(tmp_path / "r", model, train=(X, y), epochs=60, schedule=[0, 60])
+    rec = Recorder(tmp_path / "r", model, train=(X, y), test=(X[:9], y[:9]), epochs=60, schedule=[0, 60])
     _train(model, X, y, 60, rec, lr=0.2)
     rec.close()
     run = load_run(tmp_path / "r")
@@ -249,6 +249,7 @@ def test_dataloader_shuffled_gives_dataset_order(tmp_path):
     model = TinyResNet().eval()
     ds = torch.utils.data.TensorDataset(X, y)
     rec = Recorder(tmp_path / "a", model, train=torch.utils.data.DataLoader(ds, batch_size=16, shuffle=True),
+                   test=(X[:5], y[:5]),
                    schedule=[0])
     rec.epoch_end(0)
     rec.close()
@@ -264,7 +265,7 @@ def test_balanced_seeded_subsample(tmp_path):
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
     labs = []
     for name in ("a", "b"):
-        rec = Recorder(tmp_path / name, model, train=(X, y), schedule=[0], subsample=12, subsample_seed=3)
+        rec = Recorder(tmp_path / name, model, train=(X, y), test=(X[:9], y[:9]), schedule=[0], subsample=12, subsample_seed=3)
         rec.close(0)
         labs.append(load_features(tmp_path / name / "checkpoints" / "epoch_0000.npz", "train").labels)
     np.testing.assert_array_equal(labs[0], labs[1])
@@ -289,7 +290,7 @@ def test_amp_features_stored_float32(tmp_path):
     torch.manual_seed(0)
     X, y = _data(40, K=3, shape=(6,))
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
-    rec = Recorder(tmp_path / "amp", model, train=(X, y), schedule=[0], amp=True)
+    rec = Recorder(tmp_path / "amp", model, train=(X, y), test=(X[:9], y[:9]), schedule=[0], amp=True)
     rec.close(0)
     with np.load(tmp_path / "amp" / "checkpoints" / "epoch_0000.npz") as f:
         assert f["features"].dtype == np.float32
@@ -300,20 +301,22 @@ def test_bad_input_errors(tmp_path):
     X, y = _data(20, K=3, shape=(6,))
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
     with pytest.raises(RecorderError, match="needs epochs="):
-        Recorder(tmp_path / "x", model, train=(X, y))
+        Recorder(tmp_path / "x", model, train=(X, y), test=(X, y))
+    with pytest.raises(RecorderError, match="test= is required"):
+        Recorder(tmp_path / "x", model, train=(X, y), test=None, epochs=3)
     with pytest.raises(RecorderError, match="labels must be integers"):
-        Recorder(tmp_path / "x", model, train=(X, y.float()), epochs=3)
+        Recorder(tmp_path / "x", model, train=(X, y.float()), test=(X, y), epochs=3)
     with pytest.raises(RecorderError, match="same N"):
-        Recorder(tmp_path / "x", model, train=(X, y[:5]), epochs=3)
+        Recorder(tmp_path / "x", model, train=(X, y[:5]), test=(X, y), epochs=3)
     with pytest.raises(RecorderError, match="only 3 outputs"):
-        Recorder(tmp_path / "x", model, train=(X, y + 1), epochs=3, head="2")
-    rec = Recorder(tmp_path / "ok", model, train=(X, y), epochs=3)
+        Recorder(tmp_path / "x", model, train=(X, y + 1), test=(X, y), epochs=3, head="2")
+    rec = Recorder(tmp_path / "ok", model, train=(X, y), test=(X[:9], y[:9]), epochs=3)
     rec.epoch_end(1)
     with pytest.raises(RecorderError, match="epochs must increase"):
         rec.epoch_end(1)
     rec.close()
     with pytest.raises(RecorderError, match="already holds a run"):
-        Recorder(tmp_path / "ok", model, train=(X, y), epochs=3)
+        Recorder(tmp_path / "ok", model, train=(X, y), test=(X[:9], y[:9]), epochs=3)
 
 
 def test_spectral_complexity_recorded_in_process(tmp_path):
@@ -322,7 +325,7 @@ def test_spectral_complexity_recorded_in_process(tmp_path):
     torch.manual_seed(0)
     X, y = _data(30, K=10)
     model = TinyResNet()
-    rec = Recorder(tmp_path / "s", model, train=(X, y), schedule=[0], spectral=True)
+    rec = Recorder(tmp_path / "s", model, train=(X, y), test=(X[:9], y[:9]), schedule=[0], spectral=True)
     rec.close(0)
     got = json.loads((tmp_path / "s" / "checkpoints" / "complexity_0000.json").read_text())
     ref = network_spectral_complexity(model, X)
@@ -341,24 +344,17 @@ def test_import_ncmargin_stays_light():
 
 # ------------------------------------------------------------------------------------------ distributed
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ddp_gloo_equals_single_process(tmp_path):
     """2 gloo ranks (each evaluates its shard, rank 0 writes) give the single-process run directory."""
     script = str(HERE / "_recorder_ddp_script.py")
     base = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
             "OMP_NUM_THREADS": "1"}
-    port = str(_free_port())
+    init = f"file://{tmp_path / 'rendezvous'}"
     t0 = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, script, str(tmp_path / "single")], env=base,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)]
     for r in range(2):
-        env = {**base, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": port}
+        env = {**base, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2", "NCMARGIN_TEST_INIT": init}
         procs.append(subprocess.Popen([sys.executable, script, str(tmp_path / "ddp")], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     for p in procs:
