@@ -9,3 +9,12 @@ figures    one module per figure; reads saved results only
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # lazy: ``import ncmargin`` must not import torch
+    if name == "Recorder":
+        from ncmargin.empirical.recorder import Recorder
+
+        return Recorder
+    raise AttributeError(f"module 'ncmargin' has no attribute {name!r}")

@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # Order shown in --help. A name whose module does not exist yet is skipped.
-COMMANDS = ("verify", "train", "analyze", "svm", "ufm", "sweep", "figures", "report", "regress")
+COMMANDS = ("verify", "train", "extract", "analyze", "svm", "ufm", "sweep", "figures", "report", "regress")
 
 
 def _load(name: str):
