@@ -8,7 +8,9 @@ empirical  torch: datasets, models, trainer, UFM dynamics, experiments for each 
 figures    one module per figure; reads saved results only
 """
 
-__version__ = "0.1.0"
+from ncmargin.version import __version__
+
+__all__ = ["Recorder", "__version__"]
 
 
 def __getattr__(name: str):

@@ -26,7 +26,7 @@ def _load(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ncmargin import __version__
+    from ncmargin.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="ncmargin",

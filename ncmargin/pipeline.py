@@ -192,7 +192,7 @@ class VerifyContext:
 def write_verdicts(out_dir: str | os.PathLike, verdicts: list[dict], *, preset: str, extra: dict | None = None
                    ) -> Path:
     """Write ``OUT/verdicts.json`` through its record (ncmargin.store.Verdicts: keys checked, ids unique)."""
-    from ncmargin import __version__
+    from ncmargin.version import __version__
 
     return Verdicts(preset=preset, created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                     ncmargin_version=__version__, verdicts=verdicts, **(extra or {})).write(Path(out_dir))

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1] / "ncmargin"
 DISK = {"disk"}
 # package-level modules of the disk-owner room besides ncmargin.store (issue 12: one writer per directory,
 # failed-run marks, input-error messages, verdict merging: stdlib/numpy/io/store only)
-DISK_MODULES = ("ncmargin.io", "ncmargin.markdown", "ncmargin.runlock", "ncmargin.runstate", "ncmargin.errors",
+DISK_MODULES = ("ncmargin.version", "ncmargin.io", "ncmargin.markdown", "ncmargin.runlock", "ncmargin.runstate", "ncmargin.errors",
                 "ncmargin.verdict_merge")
 ALLOWED = {
     "disk": set(),                                    # ncmargin (version), store, DISK_MODULES
@@ -40,6 +40,8 @@ ALLOWED = {
     "report": DISK,                                   # stored results only
     "regression": {"theory", "solvers", "producers"} | DISK,
     "pipeline": {"theory", "solvers", "producers", "claims", "figures", "report"} | DISK,
+    # the package facade: ``from ncmargin import Recorder`` (lazy) and the version
+    "api": {"producers"} | DISK,
     "cli": {"theory", "solvers", "producers", "claims", "figures", "report", "regression", "pipeline"} | DISK,
 }
 
@@ -64,7 +66,9 @@ DYNAMIC_LOADERS = {
 
 def room(mod: str) -> str:
     parts = mod.split(".")
-    if mod in ("ncmargin", *DISK_MODULES) or parts[:2] == ["ncmargin", "store"]:
+    if mod == "ncmargin":
+        return "api"
+    if mod in DISK_MODULES or parts[:2] == ["ncmargin", "store"]:
         return "disk"
     if parts[:3] == ["ncmargin", "empirical", "claims"]:
         return "claims"

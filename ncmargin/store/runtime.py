@@ -24,7 +24,7 @@ VERSION_PACKAGES = ("numpy", "scipy", "torch", "cvxpy", "clarabel", "scikit-lear
 def versions() -> dict[str, str | None]:
     """``ncmargin``, ``python``, ``platform``, ``machine`` and the version of each of
     :data:`VERSION_PACKAGES` (None when not installed), read from package metadata without importing."""
-    from ncmargin import __version__
+    from ncmargin.version import __version__
 
     out: dict[str, str | None] = {"ncmargin": __version__, "python": platform.python_version(),
                                   "platform": platform.platform(), "machine": platform.machine()}
