@@ -33,6 +33,7 @@ from .data import (
     read_claim1a,
     read_claim1b,
 )
+from .registry import Figure, Skip, register
 from .terminal_phase import coerce_runs
 
 __all__ = ["fit_inverse_log", "plot_ce_svm_deep", "plot_ce_svm_fixed", "plot_ufm"]
@@ -308,3 +309,18 @@ def plot_ufm(claim: Claim1b | str | os.PathLike, out_dir: str | os.PathLike,
                "log(1+(K−1)e^{−p_min}) read as bounds on L given p_min and on p_min given L (docs/theory.md §2); "
                "(d) NC metrics → 0.")
     return FigureResult(name, png, pdf, csv, caption)
+
+
+def _with_svm(runs: Sequence[RunData]) -> list[RunData] | Skip:
+    """The runs whose analysis.json has an SVM solution at some checkpoint."""
+    return [r for r in runs if r.analysis is not None and np.isfinite(r.analysis.col("svm", "angle_deg")).any()
+            ] or Skip("no run has analysis.json with an SVM solution (run `ncmargin analyze RUN`; before 100% "
+                      "train accuracy there is none)")
+
+
+register(Figure(name="ce_svm_deep", inputs="runs", order=40, draw=plot_ce_svm_deep, select=_with_svm,
+                caption="claim 1c: angle between W_t and the SVM solution W*(H_t), and margin ratio, against epoch"))
+register(Figure(name="ce_svm_fixed", inputs="claim1a", each=True, draw=plot_ce_svm_fixed,
+                caption="claim 1a: angle to W* (with an a + c/log t fit) and margin ratio against GD step"))
+register(Figure(name="ce_svm_ufm", inputs="claim1b", each=True, draw=plot_ufm,
+                caption="claim 1b: normalized margin against its certified optimum, loss, p_min, NC metrics"))
