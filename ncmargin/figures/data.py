@@ -384,7 +384,7 @@ class Sweep:
     alignment_ids: list[str]
     stats: dict
     excluded: list
-    # concentration check (THEORY.md §5): {"fresh"|"trained": columns n, eps, empirical, stderr, bound,
+    # concentration check (docs/theory.md §8): {"fresh"|"trained": columns n, eps, empirical, stderr, bound,
     # empirical_fresh, stderr_fresh (float64, NaN where absent)}; info: the *_info and settings entries
     concentration: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     concentration_info: dict = field(default_factory=dict)
