@@ -36,7 +36,7 @@ import numpy as np
 from ncmargin.io import load_features
 from ncmargin.store import (
     Analysis,
-    AnalysisSettings,
+    AnalysisOptions,
     CheckpointAnalysis,
     FrozenComplexity,
     list_checkpoints,
@@ -276,9 +276,13 @@ def load_analysis(run_dir: str | os.PathLike) -> Analysis:
     return Analysis.read(run_dir)
 
 
-def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: bool = False,
-                svm_epochs: str | list[int] = "terminal", spectral: bool = True, delta: float = 0.05,
-                quiet: bool = True, log: Callable[[str], None] | None = None) -> Analysis:
+_DEFAULT = AnalysisOptions()  # the defaults, declared once (the preset section 'analysis')
+
+
+def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = _DEFAULT.svm_tol, force: bool = False,
+                svm_epochs: str | list[int] = _DEFAULT.svm_epochs, spectral: bool = _DEFAULT.spectral,
+                delta: float = _DEFAULT.delta, quiet: bool = True,
+                log: Callable[[str], None] | None = None) -> Analysis:
     """Analyse every checkpoint of ``run_dir`` and write ``RUN/analysis.json`` (atomic, through the
     :class:`ncmargin.store.Analysis` record, a dict); return the record.
 
@@ -292,9 +296,8 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: boo
         raise ValueError(f"svm_tol={svm_tol!r}: give a finite tolerance > 0 (e.g. 1e-8)")
     ckpts = list_checkpoints(run_dir, required=True)
     cfg = read_train_config(run_dir)
-    settings = AnalysisSettings(
-        svm_tol=svm_tol, delta=delta, spectral=bool(spectral), version=ANALYSIS_VERSION,
-        svm_epochs=svm_epochs if isinstance(svm_epochs, str) else sorted(int(e) for e in svm_epochs))
+    settings = AnalysisOptions(svm_tol=svm_tol, svm_epochs=svm_epochs, spectral=spectral,
+                               delta=delta).record(ANALYSIS_VERSION)
     previous: dict[int, CheckpointAnalysis] = {}
     ap = Analysis.path_of(run_dir)
     if ap.is_file() and not force:
