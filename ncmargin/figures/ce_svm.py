@@ -43,6 +43,20 @@ __all__ = ["fit_inverse_log", "plot_ce_svm_deep", "plot_ce_svm_fixed", "plot_ufm
 # claim 1c: deep runs
 
 
+def _angle_and_ratio_panels(ax_a, ax_m, xlabel: str, w: str, w_star: str, ratio_note: str) -> None:
+    """Axes of the two CE → SVM panels (claims 1a and 1c), log x: (a) the angle between the classifier ``w``
+    and the SVM solution ``w_star``, from 0; (b) the margin ratio, its maximum 1 dashed."""
+    ax_m.axhline(1.0, color="0.35", linestyle="--", linewidth=0.9)
+    for ax in (ax_a, ax_m):
+        style.log_axis(ax, "x")
+        ax.set_xlabel(xlabel)
+    ax_a.set_ylabel(f"angle$({w}, {w_star})$ (degrees)")
+    ax_a.set_ylim(bottom=0)
+    ax_m.set_ylabel(r"margin ratio $\frac{p_{\min}/\|" + w + r"\|_F}{1/\|W^*\|_F}$")
+    style.panel_label(ax_a, "(a) angle to the SVM solution")
+    style.panel_label(ax_m, "(b) margin ratio" + ratio_note)
+
+
 @style.styled
 def plot_ce_svm_deep(runs: Sequence[RunData | str | os.PathLike], out_dir: str | os.PathLike,
                      name: str = "ce_svm_deep") -> FigureResult:
@@ -77,15 +91,7 @@ def plot_ce_svm_deep(runs: Sequence[RunData | str | os.PathLike], out_dir: str |
         for k in range(len(ep)):
             if m[k] or m2[k]:
                 rows.append([r.label, r.run_id, ep[k], ang[k], mr[k]])
-    ax_m.axhline(1.0, color="0.35", linestyle="--", linewidth=0.9)
-    for ax in (ax_a, ax_m):
-        style.log_axis(ax, "x")
-        ax.set_xlabel("epoch (log scale)")
-    ax_a.set_ylabel(r"angle$(W_t, W^*(H_t))$ (degrees)")
-    ax_a.set_ylim(bottom=0)
-    ax_m.set_ylabel(r"margin ratio $\frac{p_{\min}/\|W_t\|_F}{1/\|W^*\|_F}$")
-    style.panel_label(ax_a, "(a) angle to the SVM solution")
-    style.panel_label(ax_m, "(b) margin ratio (1 = max margin)")
+    _angle_and_ratio_panels(ax_a, ax_m, "epoch (log scale)", "W_t", "W^*(H_t)", " (1 = max margin)")
     handles = [Line2D([], [], color=style.color(i), linestyle=style.linestyle(i), marker=style.marker(i),
                       label=r.label) for i, r in enumerate(runs) if r in usable]
     handles.append(Line2D([], [], color="0.3", linestyle=":", label="100% train acc."))
@@ -162,15 +168,7 @@ def plot_ce_svm_fixed(claim: Claim1a | str | os.PathLike, out_dir: str | os.Path
         for k in np.flatnonzero(pos):  # step 0 cannot sit on the log axis: not drawn, not in the CSV
             rows.append([rec.name, t[k], ang[k], ref[k], mr[k], a_fit, c_fit])
         handles.append(Line2D([], [], color=c, marker=style.marker(i), markersize=3, label=rec.name))
-    ax_m.axhline(1.0, color="0.35", linestyle="--", linewidth=0.9)
-    for ax in (ax_a, ax_m):
-        style.log_axis(ax, "x")
-        ax.set_xlabel("gradient-descent step t (log scale)")
-    ax_a.set_ylabel(r"angle$(W(t), W^*)$ (degrees)")
-    ax_a.set_ylim(bottom=0)
-    ax_m.set_ylabel(r"margin ratio $\frac{p_{\min}/\|W(t)\|_F}{1/\|W^*\|_F}$")
-    style.panel_label(ax_a, "(a) angle to the SVM solution")
-    style.panel_label(ax_m, "(b) margin ratio")
+    _angle_and_ratio_panels(ax_a, ax_m, "gradient-descent step t (log scale)", "W(t)", "W^*", "")
     handles.append(Line2D([], [], color="0.3", linestyle="--", label=r"fit $a + c/\log t$"))
     style.legend_below(fig, handles)
     out_dir = Path(out_dir)

@@ -53,13 +53,6 @@ __all__ = [
     "run_meta",
 ]
 
-# Keys of one log.jsonl line (docs/formats.md). Only "epoch" is required.
-LOG_KEYS = ("epoch", "loss", "train_acc", "test_acc", "test_loss", "p_min", "normalized_margin", "lr",
-            "nc1_topk", "nc2_equinorm_means", "nc2_equinorm_classifiers", "nc2_equiangular_means",
-            "nc2_equiangular_classifiers", "nc2_maxangle_means", "nc3_self_duality", "nc4_ncc_mismatch",
-            "seconds")
-
-
 # ---------------------------------------------------------------------------------------------------
 # small helpers
 
