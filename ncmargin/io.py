@@ -1,6 +1,6 @@
 """File formats shared by every subpackage: feature files (.npz) and atomic writes.
 
-Feature file (DESIGN.md): ``.npz`` with
+Feature file (docs/formats.md, checkpoints/epoch_XXXX.npz): ``.npz`` with
     features    (n, d) float       train or test features, one row per sample
     labels      (n,)   int         class ids in 0..K-1
     classifier  (K, d) float       optional, PyTorch ``Linear.weight`` layout
@@ -139,7 +139,7 @@ class FeatureSet:
 
 def save_features(path: str | os.PathLike, features, labels, classifier=None, bias=None,
                   split: str | None = None, **extra: Any) -> None:
-    """Write a feature file in the DESIGN.md format (atomic)."""
+    """Write a feature file in the format above (docs/formats.md; atomic)."""
     arrays: dict[str, Any] = {"features": np.asarray(features), "labels": np.asarray(labels, dtype=np.int64)}
     if classifier is not None:
         arrays["classifier"] = np.asarray(classifier)

@@ -9,7 +9,8 @@ functions and ``importlib.import_module("...")`` with a constant string. The tes
   ``ncmargin.io`` and ``ncmargin.markdown`` importable by every room that touches files; figures and the
   report renderer read stored results only: no empirical, solvers or pipeline);
 - a private name (``_x``) imported from, or read as an attribute of, another module;
-- an ``importlib.import_module`` with a computed name outside :data:`DYNAMIC_LOADERS`;
+- an ``importlib.import_module`` with a computed name outside :data:`DYNAMIC_LOADERS`, or a call of the
+  shared loader ``ncmargin.plugins.import_modules`` that does not pass the caller's own ``__package__``;
 - a module over :data:`MAX_LINES` lines;
 - a citation of a file outside the repository (``THEORY.md``/``DESIGN.md``: code cites ``docs/theory.md §n``).
 """
@@ -28,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1] / "ncmargin"
 DISK = {"disk"}
 # package-level modules of the disk-owner room besides ncmargin.store (issue 12: one writer per directory,
 # failed-run marks, input-error messages, verdict merging: stdlib/numpy/io/store only)
-DISK_MODULES = ("ncmargin.version", "ncmargin.io", "ncmargin.markdown", "ncmargin.runlock", "ncmargin.runstate", "ncmargin.errors",
-                "ncmargin.verdict_merge")
+DISK_MODULES = ("ncmargin.version", "ncmargin.io", "ncmargin.markdown", "ncmargin.runlock", "ncmargin.runstate",
+                "ncmargin.errors", "ncmargin.verdict_merge", "ncmargin.plugins")
 ALLOWED = {
     "disk": set(),                                    # ncmargin (version), store, DISK_MODULES
     "theory": set(),                                  # pure numpy/scipy math
@@ -62,6 +63,9 @@ DYNAMIC_LOADERS = {
     ("ncmargin.empirical", "ncmargin.empirical"),                   # lazy attributes of the package
     ("ncmargin.empirical.claims.registry", "ncmargin.empirical.claims"),  # claim discovery
 }
+# the shared loader of self-registering modules: it imports the modules of the package its caller passes,
+# and every caller must pass its own package (``__package__``), so it opens no door for anyone
+SHARED_LOADER = ("ncmargin.plugins", "import_modules")
 
 
 def room(mod: str) -> str:
@@ -118,6 +122,7 @@ class Imports(ast.NodeVisitor):
         self.private: list[tuple[str, str, int]] = []     # (module, name, line)
         self.dynamic: list[int] = []
         self.module_aliases: dict[str, str] = {}
+        self.shared_loads: list[tuple[int, bool]] = []   # (line, passes its own package)
 
     def _base(self, node: ast.ImportFrom) -> str:
         if node.level == 0:
@@ -174,21 +179,27 @@ class Imports(ast.NodeVisitor):
                     self.edges.append((t, node.lineno))
             else:
                 self.dynamic.append(node.lineno)
+        if (isinstance(f, ast.Name) and f.id == SHARED_LOADER[1]) or (
+                isinstance(f, ast.Attribute) and f.attr == SHARED_LOADER[1]):
+            args = list(node.args) + [k.value for k in node.keywords if k.arg == "package"]
+            own = bool(args) and isinstance(args[0], ast.Name) and args[0].id == "__package__"
+            self.shared_loads.append((node.lineno, own))
         self.generic_visit(node)
 
 
 def _scan():
-    graph, private, dynamic = {}, [], []
+    graph, private, dynamic, shared = {}, [], [], []
     for mod, path in MODULES.items():
         v = Imports(mod, path)
         v.visit(ast.parse(path.read_text(encoding="utf-8"), str(path)))
         graph[mod] = {t: line for t, line in reversed(v.edges) if t != mod}
         private += [(mod, t, n, line) for t, n, line in v.private]
         dynamic += [(mod, line) for line in v.dynamic]
-    return graph, private, dynamic
+        shared += [(mod, line, own) for line, own in v.shared_loads]
+    return graph, private, dynamic, shared
 
 
-GRAPH, PRIVATE, DYNAMIC = _scan()
+GRAPH, PRIVATE, DYNAMIC, SHARED_LOADS = _scan()
 
 
 def test_scanner_sees_imports_inside_functions_and_importlib_strings():
@@ -241,11 +252,23 @@ def test_no_private_names_across_modules():
 
 
 def test_computed_imports_are_declared_loaders():
-    loaders = {m for m, _ in DYNAMIC_LOADERS}
+    loaders = {m for m, _ in DYNAMIC_LOADERS} | {SHARED_LOADER[0]}
     bad = [f"{m}:{line}" for m, line in DYNAMIC if m not in loaders]
     assert not bad, f"importlib.import_module with a computed name outside DYNAMIC_LOADERS: {bad}"
     for m, pkg in DYNAMIC_LOADERS:
         assert room(pkg) == room(m) or room(pkg) in ALLOWED[room(m)], (m, pkg)
+
+
+def test_shared_loader_loads_only_the_callers_own_package():
+    assert SHARED_LOADS, f"nobody calls {SHARED_LOADER[0]}.{SHARED_LOADER[1]}: drop SHARED_LOADER"
+    bad = [f"{m}:{line}" for m, line, own in SHARED_LOADS if not own]
+    assert not bad, f"{SHARED_LOADER[1]} must be called with __package__ (its caller's own package): {bad}"
+
+
+def test_scanner_sees_shared_loader_calls():
+    v = Imports("ncmargin.figures.registry", ROOT / "figures" / "registry.py")
+    v.visit(ast.parse("import_modules(__package__)\nplugins.import_modules('ncmargin.solvers')\n"))
+    assert v.shared_loads == [(1, True), (2, False)]
 
 
 def test_no_module_over_max_lines():
@@ -254,11 +277,9 @@ def test_no_module_over_max_lines():
     assert not bad, f"modules over {MAX_LINES} lines (split them by job): {bad}"
 
 
-# files still citing the spec outside the repository, owned by other branches/helpers at the time of writing
-# (solvers: the solver branch; analysis/train/io/figures.data: the disk owner's migration); shrink it, never grow it
-KNOWN_OUTSIDE_CITATIONS = {"ncmargin/solvers/__init__.py", "ncmargin/solvers/svm.py", "ncmargin/solvers/ufm.py",
-                           "ncmargin/empirical/analysis.py", "ncmargin/empirical/train.py", "ncmargin/io.py",
-                           "ncmargin/figures/data.py"}
+# files still citing the spec outside the repository, rewritten on the solver branch (issue 11 follow-up);
+# shrink it, never grow it
+KNOWN_OUTSIDE_CITATIONS = {"ncmargin/solvers/__init__.py", "ncmargin/solvers/svm.py", "ncmargin/solvers/ufm.py"}
 
 
 def test_citations_point_inside_the_repository():

@@ -14,8 +14,12 @@ ncmargin analyze RUN --force --svm-epochs all      # recompute, SVM at every che
 def add_arguments(p) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN", help="run directory written by `ncmargin train`")
     p.add_argument("--force", action="store_true", help="recompute checkpoints already in analysis.json")
-    p.add_argument("--svm-tol", type=positive_float, default=1e-8, help="SVM max-violation tolerance (default 1e-8)")
-    p.add_argument("--svm-epochs", default="terminal",
+    from ncmargin.store import AnalysisOptions
+
+    default = AnalysisOptions()
+    p.add_argument("--svm-tol", type=positive_float, default=default.svm_tol,
+                   help=f"SVM max-violation tolerance (default {default.svm_tol:g})")
+    p.add_argument("--svm-epochs", default=default.svm_epochs,
                    help="where to solve the SVM: terminal (default; epochs >= onset of 100%% train accuracy), "
                         "all, or a comma-separated list of epochs")
     p.add_argument("--no-spectral", action="store_true",

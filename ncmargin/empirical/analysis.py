@@ -4,15 +4,15 @@ For every checkpoint ``RUN/checkpoints/epoch_XXXX.npz`` (docs/formats.md) this c
 
 - accuracies, errors and the gap ``test_error - train_error`` recomputed from the saved features and
   classifier (logits ``H W^T + b``), the train CE loss, ``p_min`` and the fixed-feature normalized margin
-  ``p_min / (||W||_F max_i ||h_i||)`` (THEORY.md §2);
-- claim 1c (THEORY.md §3c): the hard-margin multi-class SVM W* on the train features (only when the
+  ``p_min / (||W||_F max_i ||h_i||)`` (docs/theory.md §2);
+- claim 1c (docs/theory.md §4): the hard-margin multi-class SVM W* on the train features (only when the
   features are separable: p_min > 0 or the solver finds a solution; otherwise ``svm_error`` says why),
   the angle between the trained classifier and W*, and the margin ratio
   ``(p_min(W_t, H_t)/||W_t||_F) / (1/||W*||_F)``. With a bias the comparison is made on the augmented
-  classifier ``[W | b]`` against the SVM on the augmented features ``[H | 1]`` (THEORY.md §3a: the bias
+  classifier ``[W | b]`` against the SVM on the augmented features ``[H | 1]`` (docs/theory.md §3: the bias
   is then regularized) **[our form]**;
-- the neural-collapse metrics (THEORY.md §6);
-- claim 2 (THEORY.md §4): the margin bound's terms at ``gamma = p_min`` and at the best gamma of a grid,
+- the neural-collapse metrics (docs/theory.md §6);
+- claim 2 (docs/theory.md §5): the margin bound's terms at ``gamma = p_min`` and at the best gamma of a grid,
   with the last-layer complexity (Mohri et al. 2018, Cor. 9.4) and with the spectral complexity of the
   whole network (Bartlett, Foster & Telgarsky 2017) when the checkpoint's model state was saved, plus the
   "frozen" variant of the paper's Corollary 4.5 reading (complexity of the class fixed at the onset of
@@ -36,7 +36,7 @@ import numpy as np
 from ncmargin.io import load_features
 from ncmargin.store import (
     Analysis,
-    AnalysisSettings,
+    AnalysisOptions,
     CheckpointAnalysis,
     FrozenComplexity,
     list_checkpoints,
@@ -135,7 +135,7 @@ def _acc(H, y, W, b) -> float:
 
 def _svm_compare(H, y, W, b, tol: float) -> tuple[dict | None, str | None]:
     """Hard-margin SVM on the train features (with a bias: constant feature 1 appended, bias regularized,
-    THEORY §3a) and the claim-1c comparison of THEORY §3c (angle, margin ratio)."""
+    docs/theory.md §3) and the claim-1c comparison of docs/theory.md §4 (angle, margin ratio)."""
     from ncmargin.solvers import multiclass_svm
     from ncmargin.theory.compare import svm_comparison
 
@@ -172,7 +172,7 @@ def _f(v):
 
 def _bound_terms(pm: np.ndarray, K: int, rad: float, Gamma: float, *, delta: float,
                  gamma_pmin: float) -> dict:
-    """Bound of THEORY §4 ([our form], ncmargin.theory.bounds) at gamma = p_min and at the best gamma of
+    """Bound of docs/theory.md §5 ([our form], ncmargin.theory.bounds) at gamma = p_min and at the best gamma of
     the default grid, for one Rademacher bound ``rad`` and margin range ``Gamma``."""
     from ncmargin.theory.bounds import best_gamma_bound, margin_bound
 
@@ -234,7 +234,7 @@ def analyze_checkpoint(path: str | os.PathLike, *, epoch: int | None = None, svm
         "feature_norm_max": float(np.linalg.norm(Ha, axis=1).max()),
         "num_train": int(N), "num_test": int(te.features.shape[0]), "num_classes": int(K),
     }
-    # claim 1c (THEORY §3c)
+    # claim 1c (docs/theory.md §4)
     row["svm"], row["svm_error"] = None, None
     if svm:
         row["svm"], row["svm_error"] = _svm_compare(H, y, W, b, svm_tol)
@@ -244,7 +244,7 @@ def analyze_checkpoint(path: str | os.PathLike, *, epoch: int | None = None, svm
         row["nc"] = nc_metrics(H, y, W, b)
     except ValueError as exc:
         row["nc"] = {"error": str(exc)}
-    # claim 2 (THEORY §4): Gamma = 2 r Lambda of the (augmented) last layer bounds every margin
+    # claim 2 (docs/theory.md §5): Gamma = 2 r Lambda of the (augmented) last layer bounds every margin
     Gamma = margin_range(Ha, Wa)
     bound: dict[str, Any] = {"delta": delta}
     bound["last_layer"] = _bound_terms(pm, K, rademacher_last_layer(Ha, Wa), Gamma, delta=delta,
@@ -276,9 +276,13 @@ def load_analysis(run_dir: str | os.PathLike) -> Analysis:
     return Analysis.read(run_dir)
 
 
-def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: bool = False,
-                svm_epochs: str | list[int] = "terminal", spectral: bool = True, delta: float = 0.05,
-                quiet: bool = True, log: Callable[[str], None] | None = None) -> Analysis:
+_DEFAULT = AnalysisOptions()  # the defaults, declared once (the preset section 'analysis')
+
+
+def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = _DEFAULT.svm_tol, force: bool = False,
+                svm_epochs: str | list[int] = _DEFAULT.svm_epochs, spectral: bool = _DEFAULT.spectral,
+                delta: float = _DEFAULT.delta, quiet: bool = True,
+                log: Callable[[str], None] | None = None) -> Analysis:
     """Analyse every checkpoint of ``run_dir`` and write ``RUN/analysis.json`` (atomic, through the
     :class:`ncmargin.store.Analysis` record, a dict); return the record.
 
@@ -292,9 +296,8 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = 1e-8, force: boo
         raise ValueError(f"svm_tol={svm_tol!r}: give a finite tolerance > 0 (e.g. 1e-8)")
     ckpts = list_checkpoints(run_dir, required=True)
     cfg = read_train_config(run_dir)
-    settings = AnalysisSettings(
-        svm_tol=svm_tol, delta=delta, spectral=bool(spectral), version=ANALYSIS_VERSION,
-        svm_epochs=svm_epochs if isinstance(svm_epochs, str) else sorted(int(e) for e in svm_epochs))
+    settings = AnalysisOptions(svm_tol=svm_tol, svm_epochs=svm_epochs, spectral=spectral,
+                               delta=delta).record(ANALYSIS_VERSION)
     previous: dict[int, CheckpointAnalysis] = {}
     ap = Analysis.path_of(run_dir)
     if ap.is_file() and not force:

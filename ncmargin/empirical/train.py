@@ -4,7 +4,7 @@
 
     RUN/config.json                  resolved config + provenance (versions, git commit, device, data info)
     RUN/log.jsonl                    one line per epoch (epoch 0 = initialization), metrics in float64
-    RUN/checkpoints/epoch_XXXX.npz   train/test features, labels, classifier (DESIGN.md feature format)
+    RUN/checkpoints/epoch_XXXX.npz   train/test features, labels, classifier (feature file: docs/formats.md)
     RUN/checkpoints/model_XXXX.pt    model weights at that checkpoint (for weight-based complexities)
     RUN/checkpoints/last.pt          resume state (model, optimizer, epoch, onset)
     RUN/summary.json                 onset epoch, checkpoint list, last epoch, complete flag

@@ -1,7 +1,8 @@
 """ncmargin.figures — every figure of the toolkit, regenerated from saved results only (never trains).
 
-One module per figure, each ``plot_<name>(inputs..., out_dir) -> FigureResult(name, png, pdf, csv,
-caption)`` writing PNG + PDF + a CSV of exactly the numbers plotted:
+One module per figure, each ``plot_<name>(data, out_dir, name) -> FigureResult(name, png, pdf, csv,
+caption)`` writing PNG + PDF + a CSV of exactly the numbers plotted, and registering itself
+(:mod:`ncmargin.figures.registry`: name, stored inputs, caption, draw function) on import:
 
     terminal_phase.plot_terminal_phase(runs, out)   accuracy and loss vs epoch, onset of 100% train acc.
     pmin.plot_pmin(runs, out)                       p_min vs epoch, raw and normalized (paper Fig. 3)
@@ -15,7 +16,8 @@ caption)`` writing PNG + PDF + a CSV of exactly the numbers plotted:
     concentration.plot_concentration(sweep, out)    claim 3 premise: P(||μ̂−μ|| ≥ ε) vs n against the bound
 
 :func:`make_figures` finds what a set of paths holds (run directories, a ``verify`` output directory, a
-sweep directory) and draws every figure the data supports; file formats are read in ``data.py`` only.
+sweep directory) and draws every registered figure the data supports; a new figure is one new module
+here. File formats are read in ``data.py`` only.
 """
 
 from __future__ import annotations
@@ -31,8 +33,13 @@ log = logging.getLogger("ncmargin.figures")
 
 __all__ = ["FIGURE_NAMES", "INDEX_FILE", "FigureResult", "load_index", "make_figures", "write_index"]
 
-FIGURE_NAMES = ("terminal_phase", "pmin", "nc_metrics", "ce_svm_deep", "bound_<run>", "ce_svm_fixed",
-                "ce_svm_ufm", "alignment", "concentration", "predictors")
+
+def __getattr__(name: str):
+    if name == "FIGURE_NAMES":  # every registered figure's name (importing the figure modules: lazy)
+        from .registry import figure_names
+
+        return figure_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: str | os.PathLike,
@@ -51,18 +58,8 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
       exception propagates instead.
     Writes ``out_dir/figures.json`` (files, captions, skips). Returns the written figures in a fixed order.
     """
-    import numpy as np
-
-    from .alignment import plot_alignment
-    from .bound import plot_bound
-    from .ce_svm import plot_ce_svm_deep, plot_ce_svm_fixed, plot_ufm
-    from .concentration import plot_concentration
-    from .data import discover, read_claim1a, read_claim1b, read_run, read_sweep, run_labels
-    from .nc_metrics import ALL_KEYS as nc_keys
-    from .nc_metrics import plot_nc_metrics
-    from .pmin import plot_pmin
-    from .predictors import plot_predictors
-    from .terminal_phase import plot_terminal_phase
+    from .data import discover
+    from .registry import Skip, plan, read_inputs
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -81,71 +78,15 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
     inv = discover(paths)
     for note in inv.notes:
         skip("input", note)
-    runs = [read_run(d) for d in inv.runs]
-    run_labels(runs)
-    claims1a = [read_claim1a(p) for p in inv.claim1a]
-    claims1b = [read_claim1b(p) for p in inv.claim1b]
-    sweeps = [read_sweep(p) for p in inv.sweeps]
+    inputs = read_inputs(inv)
 
-    # 2. plan the figures the data supports
-    jobs: list[tuple[str, object]] = []
-    if runs:
-        jobs.append(("terminal_phase", lambda: plot_terminal_phase(runs, out_dir)))
-        pm = [r for r in runs if r.has("p_min")]
-        if pm:
-            jobs.append(("pmin", lambda: plot_pmin(pm, out_dir)))
+    # 2. plan the figures the data supports (every registered figure, ncmargin.figures.registry)
+    jobs = []
+    for name, job in plan(inputs, out_dir):
+        if isinstance(job, Skip):
+            skip(name, job.why)
         else:
-            skip("pmin", "no run logs 'p_min'")
-        ncr = [r for r in runs if any(r.has(k) for k in nc_keys)
-               or (r.analysis is not None and any(np.isfinite(r.analysis.col("nc", k)).any() for k in nc_keys))]
-        if ncr:
-            jobs.append(("nc_metrics", lambda: plot_nc_metrics(ncr, out_dir)))
-        else:
-            skip("nc_metrics", "no run logs NC metrics")
-        svm = [r for r in runs if r.analysis is not None
-               and np.isfinite(r.analysis.col("svm", "angle_deg")).any()]
-        if svm:
-            jobs.append(("ce_svm_deep", lambda: plot_ce_svm_deep(svm, out_dir)))
-        else:
-            skip("ce_svm_deep", "no run has analysis.json with an SVM solution "
-                 "(run `ncmargin analyze RUN`; before 100% train accuracy there is none)")
-        for r in runs:
-            if r.analysis is None:
-                skip(f"bound_{r.run_id}", f"{r.run_dir}/analysis.json absent (run `ncmargin analyze`)")
-            elif not any(isinstance(cp.get("bound"), dict) for cp in r.analysis.checkpoints):
-                skip(f"bound_{r.run_id}", f"{r.analysis.path}: no checkpoint has a bound")
-            else:
-                jobs.append((f"bound_{r.run_id}", lambda r=r: plot_bound(r, out_dir)))  # name sanitized there
-    else:
-        skip("terminal_phase, pmin, nc_metrics, ce_svm_deep, bound", "no run directory among the inputs")
-    for i, c in enumerate(claims1a):
-        nm = "ce_svm_fixed" if i == 0 else f"ce_svm_fixed_{i}"
-        jobs.append((nm, lambda c=c, nm=nm: plot_ce_svm_fixed(c, out_dir, name=nm)))
-    if not claims1a:
-        skip("ce_svm_fixed", "no claim1a/fixed_features.json among the inputs")
-    for i, c in enumerate(claims1b):
-        nm = "ce_svm_ufm" if i == 0 else f"ce_svm_ufm_{i}"
-        jobs.append((nm, lambda c=c, nm=nm: plot_ufm(c, out_dir, name=nm)))
-    if not claims1b:
-        skip("ce_svm_ufm", "no claim1b/ufm.json among the inputs")
-    for i, sw in enumerate(sweeps):
-        sfx = "" if i == 0 else f"_{i}"
-        if any(np.isfinite(r.final_test_acc) for r in sw.runs):
-            jobs.append((f"alignment{sfx}", lambda sw=sw, sfx=sfx: plot_alignment(sw, out_dir, name=f"alignment{sfx}")))
-        else:
-            skip(f"alignment{sfx}", f"{sw.path}: no run has a final test accuracy (none trained?)")
-        if sw.concentration:
-            jobs.append((f"concentration{sfx}",
-                         lambda sw=sw, sfx=sfx: plot_concentration(sw, out_dir, name=f"concentration{sfx}")))
-        else:
-            skip(f"concentration{sfx}", f"{sw.path}: no 'concentration' results in it")
-        if any(r.predictors for r in sw.runs) and any(r.reached_tpt for r in sw.runs):
-            jobs.append((f"predictors{sfx}",
-                         lambda sw=sw, sfx=sfx: plot_predictors(sw, out_dir, name=f"predictors{sfx}")))
-        else:
-            skip(f"predictors{sfx}", f"{sw.path}: no predictors, or no run reached 100% train accuracy")
-    if not sweeps:
-        skip("alignment, concentration, predictors", "no sweep.json among the inputs")
+            jobs.append((name, job))
 
     # 3. draw, each figure on its own
     results: list[FigureResult] = []

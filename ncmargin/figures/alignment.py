@@ -19,6 +19,7 @@ from scipy import stats
 from . import style
 from .base import FigureResult, fmt_num, to_percent, write_csv
 from .data import Sweep, as_float, read_sweep
+from .registry import Figure, Skip, register
 
 __all__ = ["mean_ci", "plot_alignment"]
 
@@ -123,3 +124,9 @@ def plot_alignment(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike,
                + (f". {st}." if st else ".")
                + " Alignment matters if the columns differ by more than the spread within a column.")
     return FigureResult(name, png, pdf, csv, caption)
+
+
+register(Figure(name="alignment", inputs="sweeps", each=True, order=10, draw=plot_alignment,
+                caption="claim 3: test accuracy across feature alignments (Gao et al. 2023, Fig. 4)",
+                select=lambda sw: sw if any(np.isfinite(r.final_test_acc) for r in sw.runs)
+                else Skip(f"{sw.path}: no run has a final test accuracy (none trained?)")))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,9 @@ from matplotlib.lines import Line2D
 from . import style
 from .base import FigureResult, fmt_num, write_csv
 from .data import RunData, as_float, read_run, run_labels
+from .registry import Figure, Skip, item_name, register
+
+NAME = "bound_<run>"
 
 __all__ = ["bound_terms", "plot_bound"]
 
@@ -89,7 +91,7 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
     if an is None:
         raise FileNotFoundError(f"{run.run_dir / 'analysis.json'}: no such file; run "
                                 f"`ncmargin analyze {run.run_dir}` first")
-    name = name or "bound_" + re.sub(r"[^A-Za-z0-9._-]+", "_", run.run_id)
+    name = name or item_name(NAME, run, 0)
     variants = []
     for cp in an.checkpoints:
         b = cp.get("bound")
@@ -240,3 +242,15 @@ def plot_bound(run: RunData | str | os.PathLike, out_dir: str | os.PathLike, nam
     if warns:
         caption += f" Warning: {warns[0]}" + (f" (and {len(warns) - 1} more)" if len(warns) > 1 else "")
     return FigureResult(name, png, pdf, csv, caption)
+
+
+def _with_bound(run: RunData) -> RunData | Skip:
+    if run.analysis is None:
+        return Skip(f"{run.run_dir}/analysis.json absent (run `ncmargin analyze`)")
+    if not any(isinstance(cp.get("bound"), dict) for cp in run.analysis.checkpoints):
+        return Skip(f"{run.analysis.path}: no checkpoint has a bound")
+    return run
+
+
+register(Figure(name=NAME, inputs="runs", each=True, order=50, draw=plot_bound, select=_with_bound,
+                caption="claim 2: the margin bound's terms stacked, against the test error and gap"))

@@ -33,6 +33,7 @@ from .data import (
     read_claim1a,
     read_claim1b,
 )
+from .registry import Figure, Skip, register
 from .terminal_phase import coerce_runs
 
 __all__ = ["fit_inverse_log", "plot_ce_svm_deep", "plot_ce_svm_fixed", "plot_ufm"]
@@ -40,6 +41,20 @@ __all__ = ["fit_inverse_log", "plot_ce_svm_deep", "plot_ce_svm_fixed", "plot_ufm
 
 # ---------------------------------------------------------------------------------------------------
 # claim 1c: deep runs
+
+
+def _angle_and_ratio_panels(ax_a, ax_m, xlabel: str, w: str, w_star: str, ratio_note: str) -> None:
+    """Axes of the two CE → SVM panels (claims 1a and 1c), log x: (a) the angle between the classifier ``w``
+    and the SVM solution ``w_star``, from 0; (b) the margin ratio, its maximum 1 dashed."""
+    ax_m.axhline(1.0, color="0.35", linestyle="--", linewidth=0.9)
+    for ax in (ax_a, ax_m):
+        style.log_axis(ax, "x")
+        ax.set_xlabel(xlabel)
+    ax_a.set_ylabel(f"angle$({w}, {w_star})$ (degrees)")
+    ax_a.set_ylim(bottom=0)
+    ax_m.set_ylabel(r"margin ratio $\frac{p_{\min}/\|" + w + r"\|_F}{1/\|W^*\|_F}$")
+    style.panel_label(ax_a, "(a) angle to the SVM solution")
+    style.panel_label(ax_m, "(b) margin ratio" + ratio_note)
 
 
 @style.styled
@@ -76,15 +91,7 @@ def plot_ce_svm_deep(runs: Sequence[RunData | str | os.PathLike], out_dir: str |
         for k in range(len(ep)):
             if m[k] or m2[k]:
                 rows.append([r.label, r.run_id, ep[k], ang[k], mr[k]])
-    ax_m.axhline(1.0, color="0.35", linestyle="--", linewidth=0.9)
-    for ax in (ax_a, ax_m):
-        style.log_axis(ax, "x")
-        ax.set_xlabel("epoch (log scale)")
-    ax_a.set_ylabel(r"angle$(W_t, W^*(H_t))$ (degrees)")
-    ax_a.set_ylim(bottom=0)
-    ax_m.set_ylabel(r"margin ratio $\frac{p_{\min}/\|W_t\|_F}{1/\|W^*\|_F}$")
-    style.panel_label(ax_a, "(a) angle to the SVM solution")
-    style.panel_label(ax_m, "(b) margin ratio (1 = max margin)")
+    _angle_and_ratio_panels(ax_a, ax_m, "epoch (log scale)", "W_t", "W^*(H_t)", " (1 = max margin)")
     handles = [Line2D([], [], color=style.color(i), linestyle=style.linestyle(i), marker=style.marker(i),
                       label=r.label) for i, r in enumerate(runs) if r in usable]
     handles.append(Line2D([], [], color="0.3", linestyle=":", label="100% train acc."))
@@ -161,15 +168,7 @@ def plot_ce_svm_fixed(claim: Claim1a | str | os.PathLike, out_dir: str | os.Path
         for k in np.flatnonzero(pos):  # step 0 cannot sit on the log axis: not drawn, not in the CSV
             rows.append([rec.name, t[k], ang[k], ref[k], mr[k], a_fit, c_fit])
         handles.append(Line2D([], [], color=c, marker=style.marker(i), markersize=3, label=rec.name))
-    ax_m.axhline(1.0, color="0.35", linestyle="--", linewidth=0.9)
-    for ax in (ax_a, ax_m):
-        style.log_axis(ax, "x")
-        ax.set_xlabel("gradient-descent step t (log scale)")
-    ax_a.set_ylabel(r"angle$(W(t), W^*)$ (degrees)")
-    ax_a.set_ylim(bottom=0)
-    ax_m.set_ylabel(r"margin ratio $\frac{p_{\min}/\|W(t)\|_F}{1/\|W^*\|_F}$")
-    style.panel_label(ax_a, "(a) angle to the SVM solution")
-    style.panel_label(ax_m, "(b) margin ratio")
+    _angle_and_ratio_panels(ax_a, ax_m, "gradient-descent step t (log scale)", "W(t)", "W^*", "")
     handles.append(Line2D([], [], color="0.3", linestyle="--", label=r"fit $a + c/\log t$"))
     style.legend_below(fig, handles)
     out_dir = Path(out_dir)
@@ -308,3 +307,18 @@ def plot_ufm(claim: Claim1b | str | os.PathLike, out_dir: str | os.PathLike,
                "log(1+(K−1)e^{−p_min}) read as bounds on L given p_min and on p_min given L (docs/theory.md §2); "
                "(d) NC metrics → 0.")
     return FigureResult(name, png, pdf, csv, caption)
+
+
+def _with_svm(runs: Sequence[RunData]) -> list[RunData] | Skip:
+    """The runs whose analysis.json has an SVM solution at some checkpoint."""
+    return [r for r in runs if r.analysis is not None and np.isfinite(r.analysis.col("svm", "angle_deg")).any()
+            ] or Skip("no run has analysis.json with an SVM solution (run `ncmargin analyze RUN`; before 100% "
+                      "train accuracy there is none)")
+
+
+register(Figure(name="ce_svm_deep", inputs="runs", order=40, draw=plot_ce_svm_deep, select=_with_svm,
+                caption="claim 1c: angle between W_t and the SVM solution W*(H_t), and margin ratio, against epoch"))
+register(Figure(name="ce_svm_fixed", inputs="claim1a", each=True, draw=plot_ce_svm_fixed,
+                caption="claim 1a: angle to W* (with an a + c/log t fit) and margin ratio against GD step"))
+register(Figure(name="ce_svm_ufm", inputs="claim1b", each=True, draw=plot_ufm,
+                caption="claim 1b: normalized margin against its certified optimum, loss, p_min, NC metrics"))

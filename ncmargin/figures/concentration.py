@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 from . import style
 from .base import FigureResult, fmt_num, write_csv
 from .data import Sweep, read_sweep
+from .registry import Figure, Skip, register
 
 __all__ = ["plot_concentration"]
 
@@ -97,3 +98,8 @@ def plot_concentration(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathL
                + held
                + (f" ε values: {', '.join(fmt_num(e) for e in eps_all)}." if eps_all else ""))
     return FigureResult(name, png, pdf, csv, caption)
+
+
+register(Figure(name="concentration", inputs="sweeps", each=True, order=20, draw=plot_concentration,
+                caption="claim 3 premise: P(||μ̂−μ|| ≥ ε) against n, measured and bounded",
+                select=lambda sw: sw if sw.concentration else Skip(f"{sw.path}: no 'concentration' results in it")))

@@ -53,13 +53,6 @@ __all__ = [
     "run_meta",
 ]
 
-# Keys of one log.jsonl line (docs/formats.md). Only "epoch" is required.
-LOG_KEYS = ("epoch", "loss", "train_acc", "test_acc", "test_loss", "p_min", "normalized_margin", "lr",
-            "nc1_topk", "nc2_equinorm_means", "nc2_equinorm_classifiers", "nc2_equiangular_means",
-            "nc2_equiangular_classifiers", "nc2_maxangle_means", "nc3_self_duality", "nc4_ncc_mismatch",
-            "seconds")
-
-
 # ---------------------------------------------------------------------------------------------------
 # small helpers
 
@@ -384,7 +377,7 @@ class Sweep:
     alignment_ids: list[str]
     stats: dict
     excluded: list
-    # concentration check (THEORY.md §5): {"fresh"|"trained": columns n, eps, empirical, stderr, bound,
+    # concentration check (docs/theory.md §8): {"fresh"|"trained": columns n, eps, empirical, stderr, bound,
     # empirical_fresh, stderr_fresh (float64, NaN where absent)}; info: the *_info and settings entries
     concentration: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     concentration_info: dict = field(default_factory=dict)

@@ -16,6 +16,7 @@ from matplotlib.lines import Line2D
 from . import style
 from .base import FigureResult, write_csv
 from .data import RunData
+from .registry import Figure, Skip, register
 from .terminal_phase import coerce_runs
 
 NAME = "nc_metrics"
@@ -115,3 +116,14 @@ def plot_nc_metrics(runs: Sequence[RunData | str | os.PathLike], out_dir: str | 
         caption += (" Lines with dots (" + ", ".join(sorted(from_checkpoints)) + ") are not in the per-epoch "
                     "log and come from the checkpoints analysed in analysis.json (log-spaced epochs).")
     return FigureResult(name, png, pdf, csv, caption)
+
+
+def _with_nc(runs: Sequence[RunData]) -> list[RunData] | Skip:
+    """The runs with an NC metric in log.jsonl or in analysis.json."""
+    return [r for r in runs if any(r.has(k) for k in ALL_KEYS) or (
+        r.analysis is not None and any(np.isfinite(r.analysis.col("nc", k)).any() for k in ALL_KEYS))
+    ] or Skip("no run logs NC metrics")
+
+
+register(Figure(name=NAME, inputs="runs", order=30, draw=plot_nc_metrics, select=_with_nc,
+                caption="NC1–NC4 against epoch (Papyan, Han & Donoho 2020 panels)"))

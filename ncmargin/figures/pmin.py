@@ -15,6 +15,7 @@ from matplotlib.lines import Line2D
 from . import style
 from .base import FigureResult, write_csv
 from .data import RunData
+from .registry import Figure, Skip, register
 from .terminal_phase import coerce_runs
 
 NAME = "pmin"
@@ -102,3 +103,8 @@ def plot_pmin(runs: Sequence[RunData | str | os.PathLike], out_dir: str | os.Pat
         caption += (" The y axes stop at minus the largest positive value so that the terminal phase is "
                     "readable; the early minima below the axis (all in the CSV) are " + "; ".join(cut_notes) + ".")
     return FigureResult(name, png, pdf, csv, caption)
+
+
+register(Figure(name=NAME, inputs="runs", order=20, draw=plot_pmin,
+                caption="p_min against epoch, raw and normalized (Gao et al. 2023, Fig. 3)",
+                select=lambda runs: [r for r in runs if r.has("p_min")] or Skip("no run logs 'p_min'")))

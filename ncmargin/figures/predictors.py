@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.lines import Line2D
+
 from ncmargin.theory.stats import spearman
 
 from . import style
 from .base import FigureResult, fmt_num, to_percent, write_csv
 from .data import Sweep, as_float, read_sweep
+from .registry import Figure, Skip, register
 
 __all__ = ["plot_predictors"]
 
@@ -138,3 +140,9 @@ def plot_predictors(sweep: Sweep | str | os.PathLike, out_dir: str | os.PathLike
                "accuracy (negatively for the concentration score, where smaller is better). The rows "
                "'spearman_rho' of the CSV hold ρ in 'value' and its p-value in 'test_acc_pct'.")
     return FigureResult(name, png, pdf, csv, caption)
+
+
+register(Figure(name="predictors", inputs="sweeps", each=True, order=30, draw=plot_predictors,
+                caption="claim 3: each generalization predictor against test accuracy, with Spearman ρ",
+                select=lambda sw: sw if any(r.predictors for r in sw.runs) and any(r.reached_tpt for r in sw.runs)
+                else Skip(f"{sw.path}: no predictors, or no run reached 100% train accuracy")))

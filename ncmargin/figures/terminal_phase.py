@@ -13,6 +13,7 @@ from matplotlib.lines import Line2D
 from . import style
 from .base import FigureResult, to_percent, write_csv
 from .data import RunData, read_run, run_labels
+from .registry import Figure, register
 
 NAME = "terminal_phase"
 
@@ -97,3 +98,7 @@ def plot_terminal_phase(runs: Sequence[RunData | str | os.PathLike], out_dir: st
                "loss on a log scale. Dotted vertical lines: first epoch with 100% train accuracy, the "
                f"onset of the terminal phase ({onsets}).")
     return FigureResult(name, png, pdf, csv, caption)
+
+
+register(Figure(name=NAME, inputs="runs", order=10, draw=plot_terminal_phase,
+                caption="train and test accuracy and loss against epoch, onset of 100% train accuracy marked"))

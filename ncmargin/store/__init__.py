@@ -30,6 +30,7 @@ from .record import F, Record, SchemaError, describe
 from .records import (
     VERDICT_VALUES,
     Analysis,
+    AnalysisOptions,
     AnalysisSettings,
     CheckpointAnalysis,
     Claim1a,
@@ -102,6 +103,7 @@ __all__ = [
     "TEMP_FILE_RE",
     "VERDICT_VALUES",
     "Analysis",
+    "AnalysisOptions",
     "AnalysisSettings",
     "Checkpoint",
     "CheckpointAnalysis",

@@ -8,6 +8,7 @@ is undefined (NaN/inf are written as null).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .record import F, Record, describe
@@ -15,6 +16,7 @@ from .record import F, Record, describe
 __all__ = [
     "VERDICT_VALUES",
     "Analysis",
+    "AnalysisOptions",
     "AnalysisSettings",
     "CheckpointAnalysis",
     "FigureEntry",
@@ -42,6 +44,25 @@ class AnalysisSettings(Record):
     spectral: bool = F("whether the whole-network spectral complexity was computed")
     version: int = F("analysis version (entries of another version are recomputed)")
     svm_epochs: str | list[int] = F("where the SVM is solved: 'terminal', 'all' or a list of epochs")
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What an analysis is asked for, with the defaults: the ``analysis`` section of a verify preset (read with
+    ncmargin.store.settings_from: an unknown key is an error listing these), the keywords of
+    ncmargin.empirical.analysis.analyze_run and the options of ``ncmargin analyze``. Each field is documented
+    in :class:`AnalysisSettings`, the record of the same options stored in analysis.json."""
+
+    svm_tol: float = 1e-8
+    svm_epochs: str | list[int] = "terminal"
+    spectral: bool = True
+    delta: float = 0.05
+
+    def record(self, version: int) -> AnalysisSettings:
+        """The :class:`AnalysisSettings` stored with an analysis of version ``version`` (epochs sorted)."""
+        se = self.svm_epochs
+        return AnalysisSettings(svm_tol=self.svm_tol, delta=self.delta, spectral=bool(self.spectral), version=version,
+                                svm_epochs=se if isinstance(se, str) else sorted(int(e) for e in se))
 
 
 class FrozenComplexity(Record):

@@ -7,19 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from ncmargin.empirical.complexity import (batchnorm_scale, conv2d_spectral_norm, layer_norms,
-                                           linear_spectral_norm, network_spectral_complexity)
+from ncmargin.empirical.complexity import (
+    batchnorm_scale,
+    conv2d_spectral_norm,
+    layer_norms,
+    linear_spectral_norm,
+    network_spectral_complexity,
+)
 from ncmargin.theory.bounds import spectral_complexity
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny convolutions: intra-op threads only add overhead, and under CPU contention (shared 2-core CI)
-    # a multi-threaded torch spends up to 100x longer per call; restore the setting afterwards
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# one torch thread per test: tests/conftest.py (tiny convolutions: under CPU contention a multi-threaded torch
+# spends up to 100x longer per call)
 
 
 def _dense_conv_matrix(conv: nn.Conv2d, c_in: int, hw: tuple[int, int]) -> torch.Tensor:
@@ -33,11 +31,11 @@ def _dense_conv_matrix(conv: nn.Conv2d, c_in: int, hw: tuple[int, int]) -> torch
 
 
 @pytest.mark.parametrize("kw,hw", [
-    (dict(kernel_size=3, stride=1, padding=1), (5, 5)),
-    (dict(kernel_size=3, stride=2, padding=1), (6, 5)),        # output_padding needed for the adjoint
-    (dict(kernel_size=2, stride=1, padding=0, dilation=2), (5, 6)),
-    (dict(kernel_size=3, stride=1, padding="same"), (4, 5)),   # string padding: autograd adjoint
-    (dict(kernel_size=3, stride=1, padding=1, padding_mode="circular"), (4, 4)),
+    ({"kernel_size": 3, "stride": 1, "padding": 1}, (5, 5)),
+    ({"kernel_size": 3, "stride": 2, "padding": 1}, (6, 5)),        # output_padding needed for the adjoint
+    ({"kernel_size": 2, "stride": 1, "padding": 0, "dilation": 2}, (5, 6)),
+    ({"kernel_size": 3, "stride": 1, "padding": "same"}, (4, 5)),   # string padding: autograd adjoint
+    ({"kernel_size": 3, "stride": 1, "padding": 1, "padding_mode": "circular"}, (4, 4)),
 ])
 def test_conv_power_iteration_equals_dense_operator_norm(kw, hw):
     torch.manual_seed(0)

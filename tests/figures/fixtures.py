@@ -159,7 +159,7 @@ def sweep_obj(n_align: int = 3, seeds=(0, 1, 2)) -> dict:
 
 
 def concentration_obj() -> dict:
-    """sweep.json 'concentration' (THEORY.md §5 check): fresh and trained tables."""
+    """sweep.json 'concentration' (docs/theory.md §8 check): fresh and trained tables."""
     def pts(trained: bool):
         out = []
         for n in (10, 40, 160):

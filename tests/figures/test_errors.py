@@ -140,7 +140,9 @@ def test_cli_figures(tmp_path, capsys):
 def test_failing_figure_does_not_cost_the_others(tmp_path, monkeypatch):
     """A drawing failure is reported (skipped: FAILED ...) and the other figures are still written;
     strict=True lets it propagate."""
-    import ncmargin.figures.alignment as al
+    import dataclasses
+
+    from ncmargin.figures.registry import REGISTRY, all_figures
 
     (tmp_path / "sw").mkdir()
     obj = sweep_obj()
@@ -150,7 +152,8 @@ def test_failing_figure_does_not_cost_the_others(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("drawing bug")
 
-    monkeypatch.setattr(al, "plot_alignment", boom)
+    all_figures()  # the package's figures registered
+    monkeypatch.setitem(REGISTRY, "alignment", dataclasses.replace(REGISTRY["alignment"], draw=boom))
     skipped: list[str] = []
     res = make_figures([tmp_path / "sw"], tmp_path / "out", skipped=skipped)
     assert [r.name for r in res] == ["predictors"]
