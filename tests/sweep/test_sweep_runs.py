@@ -89,12 +89,14 @@ def test_print_commands_and_collect_missing(tmp_path, capsys):
     assert (out / "commands.txt").read_text().strip().splitlines() == cmds
     plan_cfg = json.loads((out / "plan" / "a01_s3.json").read_text())
     assert plan_cfg["seed"] == 3 and plan_cfg["head"] == "etf" and plan_cfg["etf_perm_seed"] >= 1
-    # collecting before anything ran: every run is reported as missing, nothing is trained
+    # collecting before anything ran: an error saying how to train (issue 12; was exit 0, 4/4 excluded)
+    capsys.readouterr()
     assert main(["sweep", "sweep_quick", "--alignments", "2", "--seeds", "0,3", "--out", str(out),
-                 "--no-train", "--no-concentration", "--quiet"]) == 0
-    doc = read_sweep_json(out)
-    assert len(doc["excluded"]) == 4 and all("missing" in e["reason"] for e in doc["excluded"])
-    assert not any(out.glob("*/log.jsonl"))
+                 "--no-train", "--no-concentration", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no trained runs to collect (0 of 4 complete)" in err and "commands.txt" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (out / "sweep.json").exists() and not any(out.glob("*/log.jsonl"))
 
 
 def test_bad_overrides_are_rejected(tmp_path):
