@@ -404,10 +404,15 @@ def verify_attempts(A: Attempts, tiny: dict) -> None:
     r = cli("verify", "--preset", pre3, "--claims", "2", "--out", out3, "--no-figures", "--quiet")
     errs = [v for i, v in _verdicts(out3).items() if i.endswith(".error")]
     retrained = (out3 / "runs" / "r1" / "summary.json").exists()
-    A.add("failed", "verify on an --out whose run is marked failed",
-          "traceback" if "Traceback" in r.stderr or "internal error" in r.stderr else
-          ("silently wrong" if retrained or r.returncode == 0 or not errs or "rm -r" not in errs[0]["detail"]["error"]
-           else "handled"), f"rc {r.returncode}; retrained {retrained}")
+    if "Traceback" in r.stderr or "internal error" in r.stderr:
+        res = "traceback"
+    elif retrained or r.returncode == 0:
+        res = "silently wrong"
+    elif errs and "rm -r" in errs[0]["detail"]["error"]:
+        res = "handled"  # an error verdict for that run, naming the reason and the fix
+    else:
+        res = outcome(r, must_name="rm -r")
+    A.add("failed", "verify on an --out whose run is marked failed", res, f"rc {r.returncode}; retrained {retrained}")
     # negative tolerance in a verify preset
     pre4 = A.work / "v_preset4.json"
     pre4.write_text(json.dumps({**base, "runs": {"r1": four}, "analysis": {"svm_tol": -1}}))
