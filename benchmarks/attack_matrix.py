@@ -299,6 +299,8 @@ def main() -> int:
     A.add("number", "theory.is_etf(atol=nan)", "silently wrong" if r.returncode == 0 else
           ("clear error" if "ValueError" in r.stderr else "traceback"), r.stdout.strip())
 
+    verify_attempts(A, tiny)
+
     rows = A.rows
     counts = Counter(res for _, _, res, _ in rows)
     print(f"\n{len(rows)} attempts in {time.perf_counter() - t0:.0f} s (work dir {work})")
@@ -309,6 +311,116 @@ def main() -> int:
     if "--keep" not in sys.argv:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _verdicts(out: Path) -> dict:
+    try:
+        return {v["id"]: v for v in json.loads((out / "verdicts.json").read_text())["verdicts"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def verify_attempts(A: Attempts, tiny: dict) -> None:
+    """Section 7 (issue 12 phase 2): `verify` writers, partial --claims, one bad run, failed run, numbers."""
+    runs12 = {"config": "quick_digits", "set": {**tiny, "epochs": "12"}}
+    pre = A.work / "v_preset.json"
+    base = {"name": "att", "device": "cpu", "jobs": 1,
+            "analysis": {"svm_tol": 1e-8, "svm_epochs": "terminal", "spectral": False},
+            "claim1c": {"alpha": 0.05, "min_points": 2}, "claim2": {"alpha": 0.05, "min_points": 2}}
+    pre.write_text(json.dumps({**base, "runs": {"r": runs12}}))
+    # two `verify` on one --out at once
+    out = A.work / "v_two"
+    cmd = [sys.executable, "-m", "ncmargin", "verify", "--preset", str(pre), "--claims", "1c,2", "--out", str(out),
+           "--no-figures"]
+    a = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    t = time.perf_counter()
+    while a.poll() is None and time.perf_counter() - t < 120:  # until the first one is at work
+        lock = out / ".ncmargin.lock"
+        if (lock.exists() and lock.read_text().strip()) or (out / "runs" / "r" / "log.jsonl").exists():
+            break
+        time.sleep(0.05)
+    b = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    ra, rb = a.communicate(), b.communicate()
+    log = out / "runs" / "r" / "log.jsonl"
+    epochs = [json.loads(ln)["epoch"] for ln in log.read_text().splitlines() if ln.strip()] if log.exists() else []
+    lines = [ln for ln in ra[1].splitlines() if ln.startswith("[verify]")]
+    if "Traceback" in ra[1] + rb[1]:
+        res = "traceback"
+    elif a.returncode == 0 and b.returncode == 0:
+        res = "silently wrong"
+    elif epochs != list(range(13)) or not _verdicts(out):
+        res = "data loss"
+    else:
+        res = "clear error" if b.returncode == 2 and "in use by pid" in rb[1] else "silently wrong"
+    A.add("lock", "two `verify` on one --out at once", res,
+          f"rc {a.returncode}/{b.returncode}; dup lines {len(lines) - len(set(lines))}; "
+          + (rb[1].strip().splitlines() or [""])[-1][:70])
+    # partial --claims on an existing verdicts.json
+    before = _verdicts(out)
+    r = cli("verify", "--preset", pre, "--claims", "1c", "--out", out, "--no-figures", "--quiet")
+    after = _verdicts(out)
+    kept = [i for i in before if i.startswith("2.") and after.get(i) == before[i]]
+    n2 = sum(i.startswith("2.") for i in before)
+    A.add("verdicts", "verify --claims 1c after 1c,2 keeps claim 2's verdicts",
+          outcome(r) if r.returncode not in (0, 1) else ("handled" if n2 and len(kept) == n2 and
+                                                          set(after) == set(before) else "data loss"),
+          f"{len(before)} -> {len(after)} verdicts")
+    # one truncated checkpoint of one of two runs
+    out2 = A.work / "v_bad"
+    for name in ("r1", "r2"):
+        shutil.copytree(A.base, out2 / "runs" / name)
+    pre2 = A.work / "v_preset2.json"
+    four = {"config": "quick_digits", "set": tiny}
+    pre2.write_text(json.dumps({**base, "runs": {"r1": four, "r2": four}}))
+    r = cli("verify", "--preset", pre2, "--claims", "1c,2", "--out", out2, "--no-figures", "--quiet")
+    before = _verdicts(out2)
+    ck = max((out2 / "runs" / "r1" / "checkpoints").glob("epoch_*.npz"))
+    raw = ck.read_bytes()
+    ck.write_bytes(raw[: len(raw) // 2])
+    r = cli("verify", "--preset", pre2, "--claims", "1c,2", "--out", out2, "--no-figures", "--quiet")
+    after = _verdicts(out2)
+    r2 = {i: v["value"] for i, v in before.items() if i.endswith(".r2")}
+    stand = bool(r2) and all(i in after and after[i]["value"] == v for i, v in r2.items())
+    errs = [v for i, v in after.items() if i.endswith(".error")]
+    if "Traceback" in r.stderr:
+        res = "traceback"
+    elif not stand:
+        res = "data loss"
+    elif r.returncode == 0 or not errs or not all(ck.name in v["detail"].get("error", "") for v in errs):
+        res = "silently wrong"
+    else:
+        res = "handled"
+    A.add("verdicts", "one truncated checkpoint of one of two runs -> verify",
+          res, f"rc {r.returncode}; r2 verdicts stand: {stand}; error verdicts {[v['id'] for v in errs]}")
+    # a run marked failed in a verify --out
+    from ncmargin.store import mark_failed
+
+    out3 = A.work / "v_failed"
+    shutil.copytree(A.base, out3 / "runs" / "r1")
+    (out3 / "runs" / "r1" / "summary.json").unlink()
+    mark_failed(out3 / "runs" / "r1", "non-finite loss", epoch=3)
+    pre3 = A.work / "v_preset3.json"
+    pre3.write_text(json.dumps({**base, "runs": {"r1": four}}))
+    r = cli("verify", "--preset", pre3, "--claims", "2", "--out", out3, "--no-figures", "--quiet")
+    errs = [v for i, v in _verdicts(out3).items() if i.endswith(".error")]
+    retrained = (out3 / "runs" / "r1" / "summary.json").exists()
+    if "Traceback" in r.stderr or "internal error" in r.stderr:
+        res = "traceback"
+    elif retrained or r.returncode == 0:
+        res = "silently wrong"
+    elif errs and "rm -r" in errs[0]["detail"]["error"]:
+        res = "handled"  # an error verdict for that run, naming the reason and the fix
+    else:
+        res = outcome(r, must_name="rm -r")
+    A.add("failed", "verify on an --out whose run is marked failed", res, f"rc {r.returncode}; retrained {retrained}")
+    # negative tolerance in a verify preset
+    pre4 = A.work / "v_preset4.json"
+    pre4.write_text(json.dumps({**base, "runs": {"r1": four}, "analysis": {"svm_tol": -1}}))
+    out4 = A.work / "v_tol"
+    r = cli("verify", "--preset", pre4, "--claims", "2", "--out", out4, "--no-figures", "--quiet")
+    A.add("number", "verify preset analysis.svm_tol = -1",
+          "silently wrong" if out4.exists() and r.returncode != 2 else outcome(r, must_name="svm_tol"),
+          f"--out created: {out4.exists()}")
 
 
 if __name__ == "__main__":

@@ -24,16 +24,23 @@ from typing import Any
 from ncmargin.empirical.claims import Claim, all_claims, make_verdict
 from ncmargin.empirical.pool import default_train, train_runs
 from ncmargin.io import atomic_write_text
+from ncmargin.runlock import RunLock
 from ncmargin.store import (
     Verdicts,
     check_keys,
+    check_not_failed,
     check_same_run,
+    clean_temp_files,
     list_presets,
     read_preset,
+    read_status,
+    run_path,
     run_status,
+    safe_run_name,
     settings_from,
     versions,
 )
+from ncmargin.verdict_merge import merge_verdicts
 
 __all__ = ["SCHEMA", "AnalysisSettings", "VerifyContext", "list_verify_presets", "load_preset", "parse_claims",
            "read_verdicts", "resolve_run_config", "verify", "write_report", "write_run_report", "write_verdicts"]
@@ -81,10 +88,64 @@ def check_preset(preset: dict) -> dict:
     settings, so that a mistyped key fails before anything trains. Returns ``{claim id: settings}``."""
     claims = all_claims()
     check_keys(preset, list(PRESET_KEYS) + [c.settings_key for c in claims], f"verify preset {preset.get('name')!r}")
-    settings_from(AnalysisSettings, preset.get("analysis"), "preset section 'analysis'")
+    check_numbers(settings_from(AnalysisSettings, preset.get("analysis"), "preset section 'analysis'"),
+                  "analysis")
+    pname = preset.get("name")
     for name, spec in (preset.get("runs") or {}).items():
+        safe_run_name(name, f"run name in verify preset {pname!r}")  # never a path outside OUT/runs (issue 12)
         settings_from(RunSpec, spec, f"preset run {name!r}")
-    return {c.id: c.settings(preset) for c in claims}
+    out = {}
+    for c in claims:
+        out[c.id] = c.settings(preset)
+        check_numbers(out[c.id], c.settings_key)
+        for run in _named_runs(out[c.id]):
+            if run not in (preset.get("runs") or {}):
+                raise ValueError(f"verify preset {pname!r}: {c.settings_key} names run {run!r}, which is not "
+                                 f"under 'runs' ({', '.join(preset.get('runs') or {}) or 'none'}); add it there "
+                                 "or fix the name")
+    return out
+
+
+# issue 12: numeric preset settings are checked before any work (a negative or NaN tolerance would make
+# every comparison against it silently false; alpha and delta are probabilities)
+_POSITIVE_INTS = {"steps", "num_records", "min_points", "min_distinct", "K", "n", "d", "jobs"}
+
+
+def check_numbers(settings, where: str) -> None:
+    """Raise ValueError naming ``where.key`` for a non-finite number, a tolerance (``*tol``) <= 0, an
+    ``alpha``/``delta`` outside (0, 1), a count that is not >= 1, or a negative ``lr``/``*per_class``;
+    nested settings dataclasses are checked too."""
+    import dataclasses
+    import math
+
+    if settings is None or not dataclasses.is_dataclass(settings):
+        return
+    for f in dataclasses.fields(settings):
+        v, key = getattr(settings, f.name), f"{where}.{f.name}"
+        if dataclasses.is_dataclass(v):
+            check_numbers(v, key)
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        fix = "fix it in the preset"
+        if not math.isfinite(v):
+            raise ValueError(f"{key} = {v!r} is not a finite number; {fix}")
+        if f.name.endswith("tol") and not v > 0:
+            raise ValueError(f"{key} = {v!r} is not a tolerance: give a finite number > 0 (e.g. 1e-8); {fix}")
+        if f.name in ("alpha", "delta") and not 0 < v < 1:
+            raise ValueError(f"{key} = {v!r} is not a probability in (0, 1); {fix}")
+        if f.name in _POSITIVE_INTS and not (float(v).is_integer() and v >= 1):
+            raise ValueError(f"{key} = {v!r}: give a whole number >= 1; {fix}")
+        if (f.name == "lr" or f.name.endswith("per_class")) and v < 0:
+            raise ValueError(f"{key} = {v!r} is negative; {fix}")
+
+
+def _named_runs(settings) -> list[str]:
+    """The preset runs a claim's settings name (``runs``, ``real_run``)."""
+    names = list(getattr(settings, "runs", None) or [])
+    if getattr(settings, "real_run", None):
+        names.append(settings.real_run)
+    return names
 
 
 def resolve_run_config(spec: dict, device: str | None, quiet: bool):
@@ -118,13 +179,14 @@ class VerifyContext:
     resumed: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     analyses: dict = field(default_factory=dict)
+    failed: list = field(default_factory=list)
 
     def log(self, msg: str) -> None:
         if not self.quiet:
             print(msg, file=sys.stderr, flush=True)
 
     def run_dir(self, name: str) -> Path:
-        return self.out_dir / "runs" / name
+        return run_path(self.out_dir / "runs", name, f"run name in preset {self.preset.get('name')!r}")
 
     def run_spec(self, name: str) -> dict:
         runs = self.preset.get("runs", {})
@@ -144,6 +206,12 @@ class VerifyContext:
             rd = self.run_dir(name)
             paths[name] = rd
             status = run_status(rd)
+            if status == "failed":  # never retrained or resumed: the claims that read it say why
+                if name not in self.failed:
+                    self.failed.append(name)
+                    self.log(f"[verify] run {name} is marked failed ({(read_status(rd) or {}).get('reason')}); "
+                             f"delete {rd} to train it again")
+                continue
             if status != "absent":
                 check_same_run(rd, cfg.to_dict(), what=f"preset {self.preset.get('name')!r}")
             if status == "complete":
@@ -175,6 +243,7 @@ class VerifyContext:
         from ncmargin.empirical.analysis import analyze_run
 
         rd = self.ensure_runs([name])[name]
+        check_not_failed(rd)  # RunFailedError: the reason and the fix (rm -r the run)
         t0 = time.perf_counter()
         a = settings_from(AnalysisSettings, self.preset.get("analysis"), "preset section 'analysis'")
         res = analyze_run(rd, svm_tol=float(a.svm_tol), force=self.force_analysis, svm_epochs=a.svm_epochs,
@@ -291,13 +360,45 @@ def verify(preset: str | dict = "quick", out: str | os.PathLike | None = None, *
     selected = parse_claims(claims, pre)
     settings = check_preset(pre)
     out_dir = Path(out) if out is not None else Path("results") / name
-    out_dir.mkdir(parents=True, exist_ok=True)
     device = _device(device, pre)
     jobs = int(jobs if jobs is not None else pre.get("jobs", 1))
     if jobs < 1:
         raise ValueError(f"jobs={jobs}: give a positive number of parallel training processes")
     ctx = VerifyContext(out_dir, pre, device=device, jobs=jobs, quiet=quiet, force_analysis=force_analysis,
                         train_fn=train_fn or default_train)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # one writer per output directory (issue 12): a second verify on this --out gets LockHeldError
+    with RunLock(out_dir, purpose="ncmargin verify", log=ctx.log):
+        for d in (out_dir, out_dir / "figures"):  # temp files of a killed writer (each run cleans its own)
+            clean_temp_files(d, recursive=False)
+        old = _previous_verdicts(out_dir, name, selected, ctx)
+        return _verify_locked(ctx, name, selected, settings, old, figures, t_all)
+
+
+def _previous_verdicts(out_dir: Path, preset_name: str, selected: list[Claim], ctx: VerifyContext) -> dict | None:
+    """The ``verdicts.json`` a partial ``--claims`` run merges into (None: none, unreadable, or replaced
+    whole). Another preset's file is an error before any work unless every one of its claims is rerun."""
+    if not (out_dir / Verdicts.FILE).is_file():
+        return None
+    try:
+        old = read_verdicts(out_dir)
+    except ValueError as exc:
+        ctx.notes.append(f"the previous verdicts.json was not readable and is replaced: {exc}")
+        ctx.log(f"[verify] previous verdicts.json not readable, replacing it: {exc}")
+        return None
+    if old.get("preset") != preset_name:
+        ids = {c.id for c in selected}
+        if {str(v.get("claim")) for v in old.get("verdicts", [])} <= ids:
+            return None
+        raise ValueError(f"{out_dir / Verdicts.FILE} holds verdicts of preset {old.get('preset')!r}, not "
+                         f"{preset_name!r}: use another --out directory (verdicts of two presets never mix)")
+    return old
+
+
+def _verify_locked(ctx: VerifyContext, name: str, selected: list[Claim], settings: dict, old: dict | None,
+                   figures: bool, t_all: float) -> dict:
+    """The body of :func:`verify`, run under the output directory's lock."""
+    out_dir, pre = ctx.out_dir, ctx.preset
     ctx.log(f"[verify] preset {name}, claims {', '.join(c.id for c in selected)}, out {out_dir}")
     # train every run the selected claims need up front, so --jobs can train them in parallel
     needed = [r for c in selected for r in c.runs_needed(settings[c.id], pre)]
@@ -319,11 +420,23 @@ def verify(preset: str | dict = "quick", out: str | os.PathLike | None = None, *
         ctx.timings[f"claim_{c.id}_s"] = time.perf_counter() - t0
         ctx.log(f"[verify] claim {c.id} done in {ctx.timings[f'claim_{c.id}_s']:.1f}s")
     ctx.timings["total_s"] = time.perf_counter() - t_all
-    extra = {"claims": [c.id for c in selected], "device": device, "jobs": jobs, "timings": ctx.timings,
+    extra = {"claims": [c.id for c in selected], "device": ctx.device, "jobs": ctx.jobs, "timings": ctx.timings,
              "runs": {n: str(ctx.run_dir(n)) for n in pre.get("runs", {})},
              "trained": ctx.trained, "resumed": ctx.resumed, "reused": ctx.reused, "errors": errors,
              "versions": versions(), "notes": ctx.notes}
-    write_verdicts(out_dir, verdicts, preset=name, extra=extra)
+
+    def write() -> None:
+        # a partial --claims run replaces only its claims' verdicts in the existing file (issue 12)
+        new = {"preset": name, "verdicts": verdicts, **extra}
+        doc = merge_verdicts(old, new, evaluated=[c.id for c in selected]) if old else new
+        kept = (doc.pop("merged", None) or {}).get("kept") or {}
+        if kept:
+            doc["notes"] = [*doc["notes"], *(f"claim {c}: verdicts kept from the previous verify of {t} (not "
+                                              "evaluated by this call)" for c, t in kept.items())]
+        rest = {k: v for k, v in doc.items() if k not in ("preset", "verdicts")}
+        write_verdicts(out_dir, doc["verdicts"], preset=name, extra=rest)
+
+    write()
     figs = None
     if figures:
         t0 = time.perf_counter()
@@ -332,6 +445,6 @@ def verify(preset: str | dict = "quick", out: str | os.PathLike | None = None, *
     write_report(out_dir, figures=figs)
     ctx.timings["total_s"] = time.perf_counter() - t_all
     extra["timings"] = ctx.timings
-    write_verdicts(out_dir, verdicts, preset=name, extra=extra)
+    write()
     write_report(out_dir, figures=figs)
     return read_verdicts(out_dir)

@@ -41,4 +41,13 @@ def run(args) -> int:
         print(f"{v['verdict']:<13} {v['id']:<{width}}  {val:>10}  ({v['threshold']})")
     tm = doc.get("timings", {}).get("total_s")
     print(f"verdicts.json and report.md written ({tm:.0f} s)" if tm else "verdicts.json and report.md written")
-    return 0
+    # exit 1 when a verdict records an error (a run or claim that could not be evaluated), else 0
+    from ncmargin.verdict_merge import exit_status, failed_verdicts
+
+    rc = exit_status(doc)
+    if rc:
+        import sys
+
+        print(f"errors: {', '.join(failed_verdicts(doc)) or ', '.join(doc.get('errors') or {})} "
+              "(see their detail in verdicts.json); exit code 1", file=sys.stderr)
+    return rc

@@ -189,7 +189,8 @@ class Verdicts(Record):
     reused: list[str] = F("complete runs reused without training", list)
     errors: dict[str, str] = F("claim id -> error message of a claim step that raised", dict)
     versions: dict[str, Any] = F("package versions (ncmargin.store.versions)", dict)
-    notes: list[str] = F("remarks of the claim steps", list)
+    notes: list[str] = F("remarks of the claim steps; a partial `verify --claims` run merged into the previous "
+                         "file notes which claims' verdicts it kept and when they were made", list)
 
     def _validate(self, where: str, fix: str | None = None) -> None:
         super()._validate(where, fix)
@@ -222,7 +223,7 @@ class SweepRun(Record):
     final_normalized_margin: Num = F("normalized margin at the last epoch", None)
     predictors: dict[str, Num] = F("alignment predictors (docs/theory.md §8)", dict)
     reason: str | None = F("why the run is excluded, else null", None)
-    status: str | None = F("'complete', 'partial' or 'absent' (ncmargin.store.run_status)", None)
+    status: str | None = F("'complete', 'partial', 'absent' or 'failed' (ncmargin.store.run_status)", None)
 
 
 class Sweep(Record):
@@ -247,7 +248,7 @@ class Sweep(Record):
                               "predictor_correlations, ...", dict)
     concentration: dict[str, Any] | None = F("concentration check: {'fresh': [...], 'trained': [...], ...}", None)
     timings: dict[str, Any] = F("seconds per step", dict)
-    run_status: dict[str, list[str]] | None = F("run names by 'trained', 'resumed', 'reused'", None)
+    run_status: dict[str, list[str]] | None = F("run names by 'trained', 'resumed', 'reused', 'failed'", None)
 
 
 # ----------------------------------------------------------------------------------------- claims 1a, 1b

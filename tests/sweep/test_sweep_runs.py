@@ -8,7 +8,6 @@ import pytest
 from ncmargin.empirical.claims.claim3 import (
     collect_sweep,
     plan_sweep,
-    read_sweep_json,
     run_sweep,
     train_commands,
 )
@@ -89,12 +88,14 @@ def test_print_commands_and_collect_missing(tmp_path, capsys):
     assert (out / "commands.txt").read_text().strip().splitlines() == cmds
     plan_cfg = json.loads((out / "plan" / "a01_s3.json").read_text())
     assert plan_cfg["seed"] == 3 and plan_cfg["head"] == "etf" and plan_cfg["etf_perm_seed"] >= 1
-    # collecting before anything ran: every run is reported as missing, nothing is trained
+    # collecting before anything ran: an error saying how to train (issue 12; was exit 0, 4/4 excluded)
+    capsys.readouterr()
     assert main(["sweep", "sweep_quick", "--alignments", "2", "--seeds", "0,3", "--out", str(out),
-                 "--no-train", "--no-concentration", "--quiet"]) == 0
-    doc = read_sweep_json(out)
-    assert len(doc["excluded"]) == 4 and all("missing" in e["reason"] for e in doc["excluded"])
-    assert not any(out.glob("*/log.jsonl"))
+                 "--no-train", "--no-concentration", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no trained runs to collect (0 of 4 complete)" in err and "commands.txt" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (out / "sweep.json").exists() and not any(out.glob("*/log.jsonl"))
 
 
 def test_bad_overrides_are_rejected(tmp_path):
@@ -126,3 +127,34 @@ def test_sweep_preset_keys_are_checked():
     with pytest.raises(ValueError, match=r"statistics: unknown key\(s\) \['nperm'\]"):
         load_sweep_preset({**TINY, "statistics": {"nperm": 9}})
 
+
+
+def test_failed_run_is_excluded_with_reason_and_fix(tiny_sweep, tmp_path, capsys):
+    """A run marked failed (status.json) is neither resumed nor retrained; it is excluded with its reason and
+    the fix, no train command is printed for it, and the CLI exits 1 (issue 12)."""
+    import shutil
+
+    from ncmargin.cli import main
+    from ncmargin.store import mark_failed
+
+    src, _ = tiny_sweep
+    out = tmp_path / "sw"
+    shutil.copytree(src, out)
+    bad = out / "a01_s1"
+    (bad / "summary.json").unlink()
+    mark_failed(bad, "non-finite loss", epoch=7)
+    plan = plan_sweep(TINY, out)
+    assert train_commands(plan, all_runs=True) and not any("a01_s1" in c for c in train_commands(plan, all_runs=True))
+    calls = []
+    doc = run_sweep(TINY, out, jobs=1, concentration=NO_CONC, log=lambda m: None,
+                    train_fn=lambda *a, **k: calls.append(a))
+    assert calls == [] and doc["run_status"]["failed"] == ["a01_s1"]
+    (ex,) = [e for e in doc["excluded"] if e["run_id"] == "a01_s1"]
+    assert ex["reason"].startswith("failed at epoch 7: non-finite loss") and f"rm -r {bad}" in ex["reason"]
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps(TINY))
+    capsys.readouterr()
+    assert main(["sweep", str(cfg), "--out", str(out), "--no-concentration", "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "excluded a01_s1: failed at epoch 7: non-finite loss" in printed
+    assert not (bad / "summary.json").exists()  # untouched

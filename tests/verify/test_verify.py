@@ -86,7 +86,11 @@ def test_rerun_reuses_runs_and_analysis(first):
     a = json.loads((out / "runs" / "wd0" / "analysis.json").read_text())
     assert a["reused_checkpoints"] == len(a["checkpoints"])
     old = {v["id"]: v["value"] for v in doc["verdicts"] if v["claim"] in ("1c", "2")}
-    assert {v["id"]: v["value"] for v in doc2["verdicts"]} == old
+    assert {v["id"]: v["value"] for v in doc2["verdicts"] if v["claim"] in ("1c", "2")} == old
+    # the partial --claims run merged into verdicts.json: claim 1a's verdicts are kept as they were (issue 12)
+    assert [v for v in doc2["verdicts"] if v["claim"] == "1a"] == [v for v in doc["verdicts"] if v["claim"] == "1a"]
+    assert doc2["claims"] == ["1a", "1c", "2"]
+    assert next(n for n in doc2["notes"] if "kept from the previous verify" in n).startswith("claim 1a:")
 
 
 def test_partial_run_is_resumed_not_restarted(tmp_path):

@@ -21,7 +21,7 @@ from ncmargin.markdown import fmt, table
 from ncmargin.store import CLAIM1A_FILE, Claim1a, settings_from
 
 from .registry import Claim, read_stored, register
-from .verdicts import make_verdict, num, solver_problem, trend_item
+from .verdicts import make_verdict, num, run_error_verdict, solver_problem, trend_item
 
 __all__ = ["Settings", "Synthetic", "fixed_feature_experiment", "section", "synthetic_features", "verdicts_1a"]
 
@@ -133,6 +133,26 @@ def _needed(s: Settings, preset: dict) -> list[str]:
     return [s.real_run] if s.real_run else []
 
 
+def _real_experiment(real: str, s: Settings, ctx) -> tuple[dict, list[dict]]:
+    """The fixed-feature experiment on the final train features of preset run ``real``."""
+    from ncmargin.io import load_features
+    from ncmargin.store import check_not_failed, list_checkpoints
+
+    rd = ctx.ensure_runs([real])[real]
+    check_not_failed(rd)
+    ep, path = list_checkpoints(rd, required=True)[-1]
+    fs = load_features(path, split="train")
+    H, y = fs.features, fs.labels
+    sub = int(s.real_per_class or 0)
+    if sub:  # balanced subsample (paper preset: 50k x 512 CIFAR features are too many for 1e5 steps)
+        rng = np.random.default_rng(0)
+        idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == k))[:sub] for k in np.unique(y)]))
+        H, y = H[idx], y[idx]
+    exp, v = fixed_feature_experiment(f"{real}_final", H, y, s, [real], bias=fs.bias is not None)
+    exp.update({"source": str(path), "epoch": ep, "per_class_subsample": sub or None})
+    return exp, v
+
+
 def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
     experiments, verdicts = [], []
     if s.synthetic is not None:
@@ -144,24 +164,19 @@ def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
                 f"({exp['seconds']:.1f}s)")
     real = s.real_run
     if real:
-        rd = ctx.ensure_runs([real])[real]
-        from ncmargin.io import load_features
-        from ncmargin.store import list_checkpoints
+        from ncmargin.errors import isolated
 
-        ep, path = list_checkpoints(rd)[-1]
-        fs = load_features(path, split="train")
-        H, y = fs.features, fs.labels
-        sub = int(s.real_per_class or 0)
-        if sub:  # balanced subsample (paper preset: 50k x 512 CIFAR features are too many for 1e5 steps)
-            rng = np.random.default_rng(0)
-            idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == k))[:sub] for k in np.unique(y)]))
-            H, y = H[idx], y[idx]
-        exp, v = fixed_feature_experiment(f"{real}_final", H, y, s, [real], bias=fs.bias is not None)
-        exp.update({"source": str(path), "epoch": ep, "per_class_subsample": sub or None})
-        experiments.append(exp)
-        verdicts += v
-        ctx.log(f"[verify] 1a {real}: final angle {exp['records'][-1].get('angle_deg'):.3g} deg "
-                f"({exp['seconds']:.1f}s)")
+        # a bad file of the real run costs only this experiment (issue 12); the synthetic one stands
+        res, err = isolated(_real_experiment, real, s, ctx, what=f"run {real}")
+        if err is not None:
+            ctx.log(f"[verify] claim 1a, run {real}: {err['error']}")
+            verdicts.append(run_error_verdict("1a", real, err["error"]))
+        else:
+            exp, v = res
+            experiments.append(exp)
+            verdicts += v
+            ctx.log(f"[verify] 1a {real}: final angle {exp['records'][-1].get('angle_deg'):.3g} deg "
+                    f"({exp['seconds']:.1f}s)")
     Claim1a(settings=dataclasses.asdict(s), experiments=experiments).write(Path(out_dir) / CLAIM1A_FILE)
     return verdicts
 

@@ -15,7 +15,7 @@ from ncmargin.markdown import fmt, table
 from ncmargin.store import RUNS_DIR, Analysis, settings_from
 
 from .registry import Claim, read_stored, register
-from .verdicts import dig, num, solver_problem, trend_item
+from .verdicts import dig, num, per_run_verdicts, solver_problem, trend_item
 
 __all__ = ["RUN_HEADER", "Settings", "run_rows", "run_section", "runs_of", "runs_section", "svm_problems",
            "verdicts_1c"]
@@ -95,7 +95,7 @@ def verdicts_1c(analysis: dict, settings=None, *, label: str | None = None) -> l
 def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
     names = runs_of(s, ctx.preset)
     ctx.ensure_runs(names)
-    return [v for name in names for v in verdicts_1c(ctx.analysis(name), s, label=name)]
+    return per_run_verdicts("1c", names, ctx, lambda analysis, name: verdicts_1c(analysis, s, label=name))
 
 
 # ------------------------------------------------------------------------------- report section

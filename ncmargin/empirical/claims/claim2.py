@@ -17,7 +17,7 @@ from ncmargin.store import settings_from
 
 from .claim1c import runs_of
 from .registry import Claim, register
-from .verdicts import correlation_verdict, dig, make_verdict, num, rule, trend_item
+from .verdicts import correlation_verdict, dig, make_verdict, num, per_run_verdicts, rule, trend_item
 
 __all__ = ["BOUND_VARIANTS", "Settings", "section", "verdicts_2"]
 
@@ -101,7 +101,7 @@ def verdicts_2(analysis: dict, settings=None, *, label: str | None = None) -> li
 def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
     names = runs_of(s, ctx.preset)
     ctx.ensure_runs(names)
-    return [v for name in names for v in verdicts_2(ctx.analysis(name), s, label=name)]
+    return per_run_verdicts("2", names, ctx, lambda analysis, name: verdicts_2(analysis, s, label=name))
 
 
 def section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["VERDICTS", "correlation_verdict", "dig", "make_verdict", "num", "rule", "solver_problem",
-           "trend_item", "trend_verdict"]
+__all__ = ["VERDICTS", "correlation_verdict", "dig", "make_verdict", "num", "per_run_verdicts", "rule",
+           "run_error_verdict", "solver_problem", "trend_item", "trend_verdict"]
 
 VERDICTS = ("pass", "fail", "inconclusive")
 
@@ -123,3 +123,29 @@ def solver_problem(status, where: str) -> str | None:
     if s.split(".")[-1].lower() == "optimal":  # "optimal", Status.OPTIMAL or its str() "Status.OPTIMAL"
         return None
     return f"SVM at {where} not solved to optimality (status {s!r}): its solution is not used"
+
+
+# ------------------------------------------------------------------ per-run isolation (issue 12)
+
+def run_error_verdict(claim: str, run: str, error: str) -> dict:
+    """The verdict standing in for run ``run``'s verdicts of ``claim`` when its files could not be read or
+    analysed: ``<claim>.<run>.error``, inconclusive, with the error (naming the file and the fix)."""
+    return make_verdict(claim, f"{claim}.{run}.error", f"claim {claim} could not be evaluated on run {run}",
+                        "error", None, "-", "inconclusive", [run], {"run": run, "error": error})
+
+
+def per_run_verdicts(claim: str, names: list[str], ctx, judge: Callable[[dict, str], list[dict]]) -> list[dict]:
+    """``judge(analysis, name)`` for each run in ``names``; a run whose analysis raises an input error (a
+    truncated checkpoint, a run marked failed, ...) gives one :func:`run_error_verdict` and the other runs'
+    verdicts stand (a bad file costs only itself). Bugs propagate."""
+    from ncmargin.errors import isolated
+
+    out: list[dict] = []
+    for name in names:
+        analysis, err = isolated(ctx.analysis, name, what=f"run {name}")
+        if err is not None:
+            ctx.log(f"[verify] claim {claim}, run {name}: {err['error']}")
+            out.append(run_error_verdict(claim, name, err["error"]))
+            continue
+        out += judge(analysis, name)
+    return out

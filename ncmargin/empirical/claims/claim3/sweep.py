@@ -45,7 +45,17 @@ import numpy as np
 
 from ncmargin.empirical.pool import train_runs
 from ncmargin.io import atomic_write_json, atomic_write_text
-from ncmargin.store import Sweep, check_keys, check_same_run, list_presets, read_preset, run_status
+from ncmargin.runlock import RunLock
+from ncmargin.store import (
+    Sweep,
+    check_keys,
+    check_same_run,
+    list_presets,
+    read_preset,
+    read_status,
+    run_path,
+    run_status,
+)
 
 from .concentration import concentration_experiment, deep_merge
 from .stats import STAT_DEFAULTS, sweep_statistics
@@ -209,7 +219,8 @@ def plan_sweep(preset="sweep_quick", out_dir="runs/sweep", *, alignments: int | 
         for s in seed_list:
             c = _replace(cfg, etf_perm_seed=al["perm_seed"], etf_rotation_seed=al["rotation_seed"], seed=s)
             name = f"{al['id']}_s{s}"
-            runs.append({"name": name, "run_dir": str(out / name), "alignment": al["id"], "seed": s,
+            runs.append({"name": name, "run_dir": str(run_path(out, name, "sweep run name")), "alignment": al["id"],
+                         "seed": s,
                          "config": c.to_dict()})
     return {"schema": PLAN_SCHEMA, "out_dir": str(out), "preset": pre.get("name", "custom"), "num_classes": K,
             "alignment_mode": mode, "base_rotation_seed": base_rot, "alignments": als, "seeds": seed_list,
@@ -230,7 +241,21 @@ def _check_stored(run: dict) -> None:
 
 def write_plan(plan: dict) -> Path:
     """Write ``OUT/plan/<run>.json`` (each run's full training config), ``OUT/plan/plan.json`` and
-    ``OUT/commands.txt`` (one ``ncmargin train`` command per run still to do; see docs/sweeps.md)."""
+    ``OUT/commands.txt`` (one ``ncmargin train`` command per run still to do; see docs/sweeps.md), holding
+    the sweep directory's lock (one writer per directory; the cluster jobs lock their own run dirs)."""
+    with RunLock(plan["out_dir"], purpose="ncmargin sweep --print-commands"):
+        return _write_plan(plan)
+
+
+def _failed_reason(run_dir: Path) -> str:
+    """The ``excluded`` reason of a run marked failed: why, and the fix."""
+    st = read_status(run_dir) or {}
+    at = f" at epoch {st['epoch']}" if st.get("epoch") is not None else ""
+    return (f"failed{at}: {st.get('reason')}; not retrained: delete the run directory (rm -r {run_dir}) "
+            "and run the sweep again")
+
+
+def _write_plan(plan: dict) -> Path:
     out = Path(plan["out_dir"])
     for r in plan["runs"]:
         atomic_write_json(out / "plan" / f"{r['name']}.json", r["config"])
@@ -252,7 +277,7 @@ def train_commands(plan: dict, *, python: str | None = None, all_runs: bool = Fa
     for r in plan["runs"]:
         rd = Path(r["run_dir"]).resolve()
         status = run_status(rd)
-        if status == "complete" and not all_runs:
+        if (status == "complete" and not all_runs) or status == "failed":  # failed: excluded, says why
             continue
         if status == "partial":
             cmds.append(f"{exe} train --resume {shlex.quote(str(rd))} --quiet")
@@ -268,9 +293,13 @@ def train_commands(plan: dict, *, python: str | None = None, all_runs: bool = Fa
 def _train_missing(plan: dict, jobs: int, train_fn: Callable | None, log: Callable[[str], None]) -> dict:
     """Train missing runs, resume partial ones, reuse complete ones (ncmargin.empirical.pool, one torch
     thread per process). Returns the lists by status."""
-    todo, reused = [], []
+    todo, reused, failed = [], [], []
     for r in plan["runs"]:
         status = run_status(Path(r["run_dir"]))
+        if status == "failed":  # never resumed nor retrained; collect_sweep excludes it with the reason
+            failed.append(r["name"])
+            log(f"[sweep] {_failed_reason(Path(r['run_dir']))}")
+            continue
         if status != "absent":
             _check_stored(r)
         if status == "complete":
@@ -280,13 +309,13 @@ def _train_missing(plan: dict, jobs: int, train_fn: Callable | None, log: Callab
     if reused:
         log(f"[sweep] reusing {len(reused)} complete run(s)")
     if not todo:
-        return {"trained": [], "resumed": [], "reused": reused}
+        return {"trained": [], "resumed": [], "reused": reused, "failed": failed}
     log(f"[sweep] training {len(todo)} run(s) with {max(1, min(int(jobs or 1), len(todo)))} job(s)")
     Path(plan["out_dir"]).mkdir(parents=True, exist_ok=True)
     train_runs([(r["name"], None if resume else r["config"], r["run_dir"], resume) for r, resume in todo],
                jobs=jobs, threads=1, train_fn=train_fn, log=log, tag="sweep")
     return {"trained": [r["name"] for r, res in todo if not res], "resumed": [r["name"] for r, res in todo if res],
-            "reused": reused}
+            "reused": reused, "failed": failed}
 
 
 # -------------------------------------------------------------------------------------------- collect
@@ -330,7 +359,8 @@ def collect_sweep(plan: dict, *, statistics: dict | None = None, concentration: 
         status = run_status(rd)
         rec = {"run_dir": str(rd), "run_id": r["name"], "alignment": r["alignment"], "seed": r["seed"]}
         if status != "complete":
-            reason = "missing (never trained)" if status == "absent" else "incomplete (train --resume it)"
+            reason = {"absent": "missing (never trained)", "failed": _failed_reason(rd)}.get(
+                status, "incomplete (train --resume it)")
             rec.update(reached_tpt=False, final_test_acc=None, predictors={}, reason=reason, status=status)
             excluded.append({"run_id": r["name"], "run_dir": str(rd), "reason": reason})
         else:
@@ -375,7 +405,27 @@ def run_sweep(preset="sweep_quick", out_dir="runs/sweep", *, alignments: int | N
     t0 = time.perf_counter()
     plan = plan_sweep(preset, out_dir, alignments=alignments, seeds=seeds, alignment_mode=alignment_mode,
                       base_rotation_seed=base_rotation_seed, overrides=overrides, jobs=jobs)
-    write_plan(plan)
+    if not train:
+        _check_something_trained(plan)
+    # one writer per sweep directory (issue 12); each training run also locks its own run directory
+    with RunLock(plan["out_dir"], purpose="ncmargin sweep", log=log):
+        return _run_sweep_locked(plan, t0, jobs=jobs, train=train, concentration=concentration,
+                                 statistics=statistics, train_fn=train_fn, log=log)
+
+
+def _check_something_trained(plan: dict) -> None:
+    """``--no-train`` collects; with no complete run there is nothing to collect (issue 12: not exit 0)."""
+    n = len(plan["runs"])
+    if not any(run_status(Path(r["run_dir"])) == "complete" for r in plan["runs"]):
+        out = plan["out_dir"]
+        raise ValueError(f"{out}: no trained runs to collect (0 of {n} complete); train them first: the same "
+                         f"`ncmargin sweep` command without --no-train, or the commands in {out}/commands.txt "
+                         "(written by --print-commands)")
+
+
+def _run_sweep_locked(plan: dict, t0: float, *, jobs: int, train: bool, concentration, statistics,
+                      train_fn, log) -> dict:
+    _write_plan(plan)
     timings: dict[str, float] = {}
     status = {"trained": [], "resumed": [], "reused": []}
     if train:
