@@ -164,7 +164,8 @@ def load_features(path: str | os.PathLike, split: str | None = None) -> FeatureS
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as exc:  # zipfile.BadZipFile, OSError, ValueError
-        raise ValueError(f"{path}: not a readable .npz feature file ({exc})") from exc
+        raise ValueError(f"{path}: not a readable .npz feature file ({exc}); regenerate it (rerun the command "
+                         "that wrote it) or delete it") from exc
     try:
         return _read_features(path, data, split)
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, zlib.error) as exc:
