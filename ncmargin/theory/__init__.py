@@ -35,6 +35,7 @@ from .bounds import (
     spectral_product,
 )
 from .compare import angle_deg, margin_ratio, svm_comparison
+from .power import AlignmentEffect, alignment_effect, design_for, effect_power, equivalence_power, omega_squared_table
 from .stats import (
     alignment_effect_verdict,
     bootstrap_ci,
@@ -102,4 +103,11 @@ __all__ = [
     "permutation_test_alignment",
     "bootstrap_ci",
     "alignment_effect_verdict",
+    # power (claim 3: power behind every negative)
+    "AlignmentEffect",
+    "alignment_effect",
+    "design_for",
+    "effect_power",
+    "equivalence_power",
+    "omega_squared_table",
 ]
