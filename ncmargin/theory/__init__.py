@@ -35,7 +35,14 @@ from .bounds import (
     spectral_product,
 )
 from .compare import angle_deg, margin_ratio, svm_comparison
-from .power import AlignmentEffect, alignment_effect, design_for, effect_power, equivalence_power, omega_squared_table
+from .power import (
+    AlignmentEffect,
+    alignment_effect,
+    design_for,
+    effect_power,
+    equivalence_power,
+    omega_squared_table,
+)
 from .stats import (
     alignment_effect_verdict,
     bootstrap_ci,
