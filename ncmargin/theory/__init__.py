@@ -43,6 +43,7 @@ from .power import (
     equivalence_power,
     omega_squared_table,
 )
+from .resolution import MIN_DISCORDANT, bootstrap_error_change, series_resolution
 from .stats import (
     alignment_effect_verdict,
     bootstrap_ci,
@@ -117,4 +118,8 @@ __all__ = [
     "effect_power",
     "equivalence_power",
     "omega_squared_table",
+    # resolution (claims 1c, 2: trends at the test set's resolution)
+    "MIN_DISCORDANT",
+    "series_resolution",
+    "bootstrap_error_change",
 ]
