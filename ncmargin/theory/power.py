@@ -39,15 +39,16 @@ def _check_table(table) -> np.ndarray:
     try:
         T = np.asarray(table, dtype=np.float64)
     except (ValueError, TypeError) as exc:
-        raise ValueError("table must be a rectangular 2-D array (alignments × seeds) of numbers; got a ragged "
-                         "or non-numeric input. Give every alignment the same seeds (drop incomplete seeds "
-                         "with ncmargin.theory.complete_table).") from exc
+        raise ValueError("table must be a rectangular 2-D array (alignments × seeds) of numbers; got a "
+                         "ragged or non-numeric input. Give every alignment the same seeds (drop incomplete "
+                         "seeds with ncmargin.theory.complete_table).") from exc
     if T.ndim != 2:
-        raise ValueError(f"table must be 2-D (alignments × seeds), got shape {T.shape}; one row per alignment, "
-                         "one column per seed.")
+        raise ValueError(f"table must be 2-D (alignments × seeds), got shape {T.shape}; one row per "
+                         "alignment, one column per seed.")
     A, S = T.shape
     if A < 2:
-        raise ValueError(f"table has {A} alignment(s); an alignment effect needs at least 2 rows (alignments).")
+        raise ValueError(f"table has {A} alignment(s); an alignment effect needs at least 2 rows "
+                         "(alignments).")
     if S < 2:
         raise ValueError(f"table has {S} seed(s); the additive model needs at least 2 seeds (columns) to "
                          "estimate the residual variance. Run more seeds.")
@@ -109,7 +110,8 @@ def _anova_statsmodels(T: np.ndarray) -> dict[str, float]:
     df = pd.DataFrame({"acc": T.ravel(), "alignment": np.repeat(np.arange(A), S),
                        "seed": np.tile(np.arange(S), A)})
     tab = anova_lm(ols("acc ~ C(alignment) + C(seed)", data=df).fit(), typ=2)
-    return {"F_alignment": float(tab.loc["C(alignment)", "F"]), "p_alignment": float(tab.loc["C(alignment)", "PR(>F)"]),
+    return {"F_alignment": float(tab.loc["C(alignment)", "F"]),
+            "p_alignment": float(tab.loc["C(alignment)", "PR(>F)"]),
             "F_seed": float(tab.loc["C(seed)", "F"]), "p_seed": float(tab.loc["C(seed)", "PR(>F)"]),
             "ss_residual": float(tab.loc["Residual", "sum_sq"])}
 
@@ -129,7 +131,8 @@ def _permutation_p(T: np.ndarray, n_perm: int, seed: int) -> tuple[float, str]:
     enumeration when (A!)^S <= n_perm (scipy decides), else ``n_perm`` random permutations with the +1
     correction (Phipson & Smyth 2010)."""
     res = _st.permutation_test(tuple(T), _ss_alignment_stat, permutation_type="samples", vectorized=True,
-                               n_resamples=int(n_perm), alternative="greater", rng=np.random.default_rng(seed))
+                               n_resamples=int(n_perm), alternative="greater",
+                               rng=np.random.default_rng(seed))
     A, S = T.shape
     # scipy enumerates all (A!)^S within-seed permutations when there are at most n_resamples of them
     exact = S * lgamma(A + 1) <= log(int(n_perm)) + 1e-9
@@ -161,8 +164,8 @@ def _mde_f(A: int, S: int, alpha: float, power: float) -> float:
                                         alpha=alpha, power=power, ncc=S)
     f2 = float(np.asarray(f2).ravel()[0])
     if not np.isfinite(f2) or f2 <= 0 or abs(effect_power(np.sqrt(f2), A, S, alpha) - power) > 1e-4:
-        # statsmodels' root finder failed (it reports by warning); the power is increasing in f, so a bracketed
-        # root on the same statsmodels power function is the fallback
+        # statsmodels' root finder failed (it reports by warning); the power is increasing in f, so a
+        # bracketed root on the same statsmodels power function is the fallback
         from scipy.optimize import brentq
         f2 = brentq(lambda x: effect_power(np.sqrt(x), A, S, alpha) - power, 1e-12, 1e4, xtol=1e-14)
     return float(np.sqrt(f2))
@@ -201,8 +204,8 @@ def design_for(sesoi: float, sigma: float, A: int, power: float = 0.8, alpha: fl
             return {"seeds": S, "alignments": A, "runs": A * S, "power": pw, "equivalence_power": ep, "f": f,
                     "lambda": A * S * f * f, "sesoi": float(sesoi), "sigma": float(sigma), "alpha": alpha,
                     "target_power": power, "target": target}
-    raise ValueError(f"no design with <= {max_seeds} seeds reaches power {power} for f = {f:.3g}; raise sesoi "
-                     "or lower the residual SD.")
+    raise ValueError(f"no design with <= {max_seeds} seeds reaches power {power} for f = {f:.3g}; raise "
+                     "sesoi or lower the residual SD.")
 
 
 # ---------------------------------------------------------------------------------------------- result
@@ -233,7 +236,7 @@ class AlignmentEffect:
     mde_f: float                 # the same as Cohen's f
     mde_omega2: float            # the same as partial ω² = f²/(1+f²)
     mde_range_two: float         # max−min range at the MDE if only two alignments differ (±r/2): sqrt(2A)·mde
-    mde_range_half: float        # max−min range at the MDE if half the alignments sit at +r/2, half at −r/2: 2·mde
+    mde_range_half: float        # max−min range at the MDE, half the alignments at +r/2, half at −r/2: 2·mde
     equivalence_p: float         # H0: σ_α >= sesoi; ncf.cdf(F, df1, df2, A S sesoi²/σ̂²)
     equivalence_lambda: float
     power_at_sesoi: float        # power of the F test for σ_α = sesoi (plug-in σ̂)
@@ -275,7 +278,8 @@ def alignment_effect(table, *, sesoi: float, alpha: float = 0.05, power: float =
         # an exactly additive (or constant) table: no residual variance, so neither F nor power is defined
         nan = float("nan")
         F = p_an = p_seed = sigma = mde_f = mde = eq_p = lam0 = pw = nan
-        p_perm, method = (_permutation_p(T, n_perm, seed) if ss["ss_t"] > 0 else (nan, "not run (constant table)"))
+        p_perm, method = (_permutation_p(T, n_perm, seed) if ss["ss_t"] > 0
+                          else (nan, "not run (constant table)"))
     else:
         an = _anova_statsmodels(T)
         F, p_an, p_seed = an["F_alignment"], an["p_alignment"], an["p_seed"]
@@ -292,8 +296,8 @@ def alignment_effect(table, *, sesoi: float, alpha: float = 0.05, power: float =
     sig = p_an < alpha and p_perm < alpha
     if degenerate:
         verdict = "inconclusive"
-        reason = ("the residual variance is 0 (the table is exactly additive or constant), so neither the F test "
-                  "nor its power is defined; run more seeds")
+        reason = ("the residual variance is 0 (the table is exactly additive or constant), so neither the F "
+                  "test nor its power is defined; run more seeds")
     elif sig and om["alignment"] > om["seed"]:
         verdict = "effect"
         reason = (f"alignment effect: ANOVA p = {p_an:.3g}, permutation p = {p_perm:.3g} (< {alpha}), "
@@ -303,7 +307,8 @@ def alignment_effect(table, *, sesoi: float, alpha: float = 0.05, power: float =
             reason += f" (smaller than the SESOI {sesoi:g}: equivalence p = {eq_p:.3g})"
     elif eq_p < alpha:
         verdict = "no_effect"
-        reason = (f"equivalence shown: σ_α < SESOI = {sesoi:g} points (equivalence p = {eq_p:.3g} < {alpha}); "
+        reason = (f"equivalence shown: σ_α < SESOI = {sesoi:g} points (equivalence p = {eq_p:.3g} < "
+                  f"{alpha}); "
                   f"ANOVA p = {p_an:.3g}, permutation p = {p_perm:.3g}")
     else:
         verdict = "inconclusive"
@@ -316,11 +321,13 @@ def alignment_effect(table, *, sesoi: float, alpha: float = 0.05, power: float =
         else:
             why.append(f"no significant effect (ANOVA p = {p_an:.3g}, permutation p = {p_perm:.3g})")
         why.append(f"underpowered (MDE = {mde:.3g} points SD of alignment effects, i.e. a max-min range of "
-                   f"{2 * mde:.3g}-{np.sqrt(2 * A) * mde:.3g} points, ω² = {mde_omega2:.3f}, at power {power}; "
+                   f"{2 * mde:.3g}-{np.sqrt(2 * A) * mde:.3g} points, ω² = {mde_omega2:.3f}, at power "
+                   f"{power}; "
                    f"power for the SESOI {sesoi:g} = {pw:.2f}; equivalence p = {eq_p:.3g} >= {alpha})")
         reason = "; ".join(why)
     return AlignmentEffect(
-        verdict=verdict, reason=reason, design=(A, S), alpha=float(alpha), power=float(power), sesoi=float(sesoi),
+        verdict=verdict, reason=reason, design=(A, S), alpha=float(alpha), power=float(power),
+        sesoi=float(sesoi),
         p_anova=float(p_an), p_anova_seed=float(p_seed), F_alignment=float(F), df=(df1, df2),
         p_permutation=float(p_perm), permutation_method=method, omega2_alignment=float(om["alignment"]),
         omega2_seed=float(om["seed"]), sigma=float(sigma), effect_sd=effect_sd,

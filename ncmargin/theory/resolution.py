@@ -51,9 +51,9 @@ def series_resolution(values, n_test: int, *, tol: float = 1e-9) -> dict[str, An
     n_distinct = int(1 + np.sum(np.diff(s) > 0.5))
     change = float(v[-1] - v[0])
     rng = float(v.max() - v.min())
-    range_images = int(round(rng * n_test))
+    range_images = round(rng * n_test)
     return {"n": int(v.size), "n_distinct": n_distinct, "resolution": 1.0 / n_test, "n_test": n_test,
-            "change": change, "change_images": int(round(change * n_test)), "range": rng,
+            "change": change, "change_images": round(change * n_test), "range": rng,
             "range_images": range_images, "on_grid": on_grid, "few_images": range_images <= 2}
 
 
@@ -120,8 +120,8 @@ def bootstrap_error_change(correct, start: int = 0, end: int = -1, *, n_boot: in
     if exceeds:
         verdict = "increase" if change > 0 else "decrease"
         reason = (f"test error {'rises' if change > 0 else 'falls'} by {abs(change):.4g} ({to_wrong} images "
-                  f"became wrong, {to_right} right); {100 * (1 - alpha):g}% bootstrap CI [{low:.4g}, {high:.4g}] "
-                  "excludes 0")
+                  f"became wrong, {to_right} right); {100 * (1 - alpha):g}% bootstrap CI "
+                  f"[{low:.4g}, {high:.4g}] excludes 0")
     else:
         verdict = "inconclusive"
         if not enough:
@@ -130,8 +130,10 @@ def bootstrap_error_change(correct, start: int = 0, end: int = -1, *, n_boot: in
         else:
             reason = (f"within resampling noise: {100 * (1 - alpha):g}% bootstrap CI [{low:.4g}, {high:.4g}] "
                       "contains 0")
-    return {"start": s, "end": e, "n_test": n, "error_start": float(1 - a.mean()), "error_end": float(1 - b.mean()),
+    return {"start": s, "end": e, "n_test": n, "error_start": float(1 - a.mean()),
+            "error_end": float(1 - b.mean()),
             "change": change, "change_images": to_wrong - to_right, "ci_low": low, "ci_high": high,
-            "level": 1 - alpha, "n_boot": int(n_boot), "seed": seed, "to_wrong": to_wrong, "to_right": to_right,
+            "level": 1 - alpha, "n_boot": int(n_boot), "seed": seed, "to_wrong": to_wrong,
+            "to_right": to_right,
             "discordant": discordant, "p_mcnemar": p_mcnemar, "exceeds_noise": exceeds, "verdict": verdict,
             "reason": reason, "resolution": 1.0 / n}

@@ -23,7 +23,8 @@ def _table(A, S, effects_sd, sigma, seed, seed_sd=0.3, base=90.0):
     rng = np.random.default_rng(seed)
     eff = np.linspace(-1.0, 1.0, A)
     eff = eff / np.sqrt(np.mean(eff ** 2)) * effects_sd if effects_sd > 0 else np.zeros(A)
-    return base + eff[:, None] + seed_sd * rng.standard_normal(S)[None, :] + sigma * rng.standard_normal((A, S))
+    blocks = seed_sd * rng.standard_normal(S)[None, :]
+    return base + eff[:, None] + blocks + sigma * rng.standard_normal((A, S))
 
 
 def _sim_f_pvalues(A, S, effects_sd, sigma, n, rng):
@@ -69,7 +70,8 @@ def test_no_effect_three_seeds_is_inconclusive_with_mde():
     assert r.equivalence_p >= 0.05
     assert r.mde > 0.5 * r.sigma  # an effect smaller than half the residual SD is out of reach with 3 seeds
     d = r.to_dict()
-    for k in ("verdict", "mde", "p_anova", "p_permutation", "omega2_alignment", "omega2_seed", "equivalence_p"):
+    for k in ("verdict", "mde", "p_anova", "p_permutation", "omega2_alignment", "omega2_seed",
+              "equivalence_p"):
         assert k in d
 
 
@@ -138,7 +140,8 @@ def test_mde_solves_power_equation():
     for A, S in [(8, 3), (8, 5), (4, 20)]:
         f = _mde_f(A, S, 0.05, 0.8)
         df1, df2 = A - 1, (A - 1) * (S - 1)
-        assert stats.ncf.sf(stats.f.isf(0.05, df1, df2), df1, df2, A * S * f * f) == pytest.approx(0.8, abs=1e-4)
+        crit = stats.f.isf(0.05, df1, df2)
+        assert stats.ncf.sf(crit, df1, df2, A * S * f * f) == pytest.approx(0.8, abs=1e-4)
 
 
 # ------------------------------------------------------------------------------------------ simulation
@@ -179,7 +182,8 @@ def test_equivalence_p_formula():
     T = _table(5, 6, effects_sd=0.1, sigma=0.4, seed=10)
     r = alignment_effect(T, sesoi=0.5, n_perm=99)
     assert r.equivalence_lambda == pytest.approx(5 * 6 * 0.25 / r.sigma ** 2, rel=1e-12)
-    assert r.equivalence_p == pytest.approx(stats.ncf.cdf(r.F_alignment, 4, 20, r.equivalence_lambda), rel=1e-12)
+    direct = stats.ncf.cdf(r.F_alignment, 4, 20, r.equivalence_lambda)
+    assert r.equivalence_p == pytest.approx(direct, rel=1e-12)
 
 
 # ------------------------------------------------------------------------------------------ design_for

@@ -11,13 +11,13 @@ def _correct(n_test, acc_start, flips_to_wrong, flips_to_right, n_ck=5, seed=0):
     the given numbers of images gradually (the last checkpoint has all flips)."""
     rng = np.random.default_rng(seed)
     c0 = np.zeros(n_test, bool)
-    c0[rng.permutation(n_test)[: int(round(acc_start * n_test))]] = True
+    c0[rng.permutation(n_test)[: round(acc_start * n_test)]] = True
     right, wrong = np.flatnonzero(c0), np.flatnonzero(~c0)
     tw = rng.choice(right, flips_to_wrong, replace=False)
     tr = rng.choice(wrong, flips_to_right, replace=False)
     C = np.tile(c0, (n_ck, 1))
     for k in range(1, n_ck):
-        m_w, m_r = int(round(flips_to_wrong * k / (n_ck - 1))), int(round(flips_to_right * k / (n_ck - 1)))
+        m_w, m_r = round(flips_to_wrong * k / (n_ck - 1)), round(flips_to_right * k / (n_ck - 1))
         C[k, tw[:m_w]] = False
         C[k, tr[:m_r]] = True
     return C
