@@ -5,6 +5,7 @@ caption)`` writing PNG + PDF + a CSV of exactly the numbers plotted:
 
     terminal_phase.plot_terminal_phase(runs, out)   accuracy and loss vs epoch, onset of 100% train acc.
     pmin.plot_pmin(runs, out)                       p_min vs epoch, raw and normalized (paper Fig. 3)
+    pmin_datasets.plot_pmin_datasets(runs, out)     the same, one column per dataset (runs of >= 2 datasets)
     ce_svm.plot_ce_svm_deep(runs, out)              claim 1c: angle to W*(H_t) and margin ratio vs epoch
     ce_svm.plot_ce_svm_fixed(claim1a, out)          claim 1a: angle (with a + c/log t fit), margin ratio
     ce_svm.plot_ufm(claim1b, out)                   claim 1b: normalized margin → certified optimum, ...
@@ -31,7 +32,7 @@ log = logging.getLogger("ncmargin.figures")
 
 __all__ = ["FIGURE_NAMES", "INDEX_FILE", "FigureResult", "load_index", "make_figures", "write_index"]
 
-FIGURE_NAMES = ("terminal_phase", "pmin", "nc_metrics", "ce_svm_deep", "bound_<run>", "ce_svm_fixed",
+FIGURE_NAMES = ("terminal_phase", "pmin", "pmin_datasets", "nc_metrics", "ce_svm_deep", "bound_<run>", "ce_svm_fixed",
                 "ce_svm_ufm", "alignment", "concentration", "predictors")
 
 
@@ -61,6 +62,7 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
     from .nc_metrics import ALL_KEYS as nc_keys
     from .nc_metrics import plot_nc_metrics
     from .pmin import plot_pmin
+    from .pmin_datasets import dataset_of, plot_pmin_datasets
     from .predictors import plot_predictors
     from .terminal_phase import plot_terminal_phase
 
@@ -94,6 +96,10 @@ def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir
         pm = [r for r in runs if r.has("p_min")]
         if pm:
             jobs.append(("pmin", lambda: plot_pmin(pm, out_dir)))
+            if len({dataset_of(r) for r in pm}) >= 2:
+                jobs.append(("pmin_datasets", lambda: plot_pmin_datasets(pm, out_dir)))
+            else:  # one dataset: the pmin figure is the whole story; not a skip worth reporting
+                log.debug("pmin_datasets: not drawn, all runs are from one dataset")
         else:
             skip("pmin", "no run logs 'p_min'")
         ncr = [r for r in runs if any(r.has(k) for k in nc_keys)
