@@ -43,7 +43,7 @@ from .power import (
     equivalence_power,
     omega_squared_table,
 )
-from .resolution import MIN_DISCORDANT, bootstrap_error_change, series_resolution
+from .resolution import MIN_DISCORDANT, bootstrap_error_change, correct_predictions, series_resolution
 from .stats import (
     alignment_effect_verdict,
     bootstrap_ci,
@@ -122,4 +122,5 @@ __all__ = [
     "MIN_DISCORDANT",
     "series_resolution",
     "bootstrap_error_change",
+    "correct_predictions",
 ]

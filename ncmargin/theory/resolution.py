@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["MIN_DISCORDANT", "bootstrap_error_change", "series_resolution"]
+__all__ = ["MIN_DISCORDANT", "bootstrap_error_change", "correct_predictions", "series_resolution"]
 
 MIN_DISCORDANT = 3  # a change carried by 1 or 2 images (discordant pairs) is inconclusive
 
@@ -55,6 +55,20 @@ def series_resolution(values, n_test: int, *, tol: float = 1e-9) -> dict[str, An
     return {"n": int(v.size), "n_distinct": n_distinct, "resolution": 1.0 / n_test, "n_test": n_test,
             "change": change, "change_images": round(change * n_test), "range": rng,
             "range_images": range_images, "on_grid": on_grid, "few_images": range_images <= 2}
+
+
+def correct_predictions(H, y, W, b=None) -> np.ndarray:
+    """Per-sample correctness ``argmax_k (H Wᵀ + b)_k == y`` (float64 logits, ``ncmargin.theory.logits``):
+    one row of the ``correct`` matrix of :func:`bootstrap_error_change`, e.g. from a checkpoint's
+    ``test_features``, ``test_labels``, ``classifier`` and ``bias``. Ties go to the smaller class index
+    (``numpy.argmax``), as in the trainer's accuracy."""
+    from .margins import logits
+
+    y = np.asarray(y)
+    Z = logits(H, W, b)
+    if y.shape != (Z.shape[0],):
+        raise ValueError(f"labels y must have one entry per row of H ({Z.shape[0]}), got shape {y.shape}.")
+    return np.argmax(Z, axis=1) == y
 
 
 def _mean_diff(a, b, axis=-1):

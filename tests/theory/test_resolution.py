@@ -103,3 +103,15 @@ def test_bad_series_raise():
         series_resolution([0.9, 0.91], 0)
     with pytest.raises(ValueError, match="same checkpoint"):
         bootstrap_error_change(np.ones((3, 5), bool), 1, 1)
+
+
+def test_correct_predictions_matches_argmax():
+    from ncmargin.theory import correct_predictions
+
+    rng = np.random.default_rng(0)
+    H, W, b = rng.standard_normal((50, 6)), rng.standard_normal((4, 6)), rng.standard_normal(4)
+    y = rng.integers(0, 4, 50)
+    c = correct_predictions(H, y, W, b)
+    assert c.dtype == bool and np.array_equal(c, np.argmax(H @ W.T + b, axis=1) == y)
+    with pytest.raises(ValueError, match="one entry per row"):
+        correct_predictions(H, y[:10], W, b)
