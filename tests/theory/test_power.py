@@ -239,3 +239,28 @@ def test_exactly_additive_table_is_inconclusive():
     T = 90 + np.add.outer([0.0, 1.0, 2.0], [0.0, 0.5])
     r = alignment_effect(T, sesoi=0.5, n_perm=99)
     assert r.verdict == "inconclusive" and "residual variance is 0" in r.reason
+
+
+# ------------------------------------------------------------------------------------------ invariances
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), shift=st.lists(st.floats(-3, 3), min_size=3, max_size=3))
+def test_invariant_to_seed_blocks_and_relabelling(seed, shift):
+    """Adding a constant per seed (a block effect) and permuting alignments or seeds leaves the tests, the
+    MDE and the equivalence test unchanged (3×3 tables: scipy enumerates all (3!)^3 = 216 within-seed
+    permutations, exact p). ω² is not block-invariant (its denominator SS_T contains the seed variance), so it
+    is compared under the permutations alone."""
+    rng = np.random.default_rng(seed)
+    T = 90 + rng.standard_normal((3, 3))
+    a = alignment_effect(T, sesoi=0.5)
+    T2 = (T + np.asarray(shift)[None, :])[rng.permutation(3)][:, rng.permutation(3)]
+    b = alignment_effect(T2, sesoi=0.5)
+    assert a.permutation_method.startswith("exact")
+    for k in ("p_anova", "p_permutation", "mde", "equivalence_p", "sigma", "effect_sd", "power_at_sesoi"):
+        assert getattr(b, k) == pytest.approx(getattr(a, k), rel=1e-7, abs=1e-9), k
+    c = alignment_effect(T[rng.permutation(3)][:, rng.permutation(3)], sesoi=0.5)
+    assert (c.omega2_alignment, c.omega2_seed) == pytest.approx((a.omega2_alignment, a.omega2_seed), rel=1e-9)
