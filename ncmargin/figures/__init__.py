@@ -32,8 +32,8 @@ log = logging.getLogger("ncmargin.figures")
 
 __all__ = ["FIGURE_NAMES", "INDEX_FILE", "FigureResult", "load_index", "make_figures", "write_index"]
 
-FIGURE_NAMES = ("terminal_phase", "pmin", "pmin_datasets", "nc_metrics", "ce_svm_deep", "bound_<run>", "ce_svm_fixed",
-                "ce_svm_ufm", "alignment", "concentration", "predictors")
+FIGURE_NAMES = ("terminal_phase", "pmin", "pmin_datasets", "nc_metrics", "ce_svm_deep", "bound_<run>",
+                "ce_svm_fixed", "ce_svm_ufm", "alignment", "concentration", "predictors")
 
 
 def make_figures(paths: Sequence[str | os.PathLike] | str | os.PathLike, out_dir: str | os.PathLike,

@@ -90,5 +90,6 @@ def plot_pmin_datasets(runs: Sequence[RunData | str | os.PathLike], out_dir: str
                "has its own epoch axis. Dotted lines: onset of 100% train accuracy.")
     if cut_notes:
         caption += (" Some y axes stop at minus the largest positive value so that the terminal phase is "
-                    "readable; the early minima below the axis (all in the CSV) are " + "; ".join(cut_notes) + ".")
+                    "readable; the early minima below the axis (all in the CSV) are "
+                    + "; ".join(cut_notes) + ".")
     return FigureResult(name, png, pdf, csv, caption)

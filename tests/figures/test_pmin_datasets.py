@@ -32,7 +32,8 @@ def test_csv_equals_logs_and_columns_per_dataset(runs, tmp_path):
     res = plot_pmin_datasets(runs, tmp_path)
     assert res.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and res.pdf.read_bytes()[:5] == b"%PDF-"
     rows = read_csv(res.csv)
-    assert [r["dataset"] for r in rows if _f(r["epoch"]) == 1] == ["digits", "mnist5k", "mnist5k", "synthetic"]
+    first = [r["dataset"] for r in rows if _f(r["epoch"]) == 1]
+    assert first == ["digits", "mnist5k", "mnist5k", "synthetic"]
     for rd in runs:
         log = [json.loads(x) for x in (rd / "log.jsonl").read_text().splitlines() if x.strip()]
         mine = [r for r in rows if r["run_id"] == rd.name]
