@@ -21,7 +21,7 @@ from .terminal_phase import coerce_runs
 NAME = "pmin"
 
 
-def _cut_deep_negatives(ax, runs: Sequence[RunData], key: str) -> str:
+def cut_deep_negatives(ax, runs: Sequence[RunData], key: str) -> str:
     """Before 100% train accuracy p_min can be far more negative than it ever gets positive; drawn in
     full, that dip flattens the terminal-phase growth the figure is about. If the minimum is below
     −1.5× the largest positive value, stop the axis at −1× that value and say (on the axes and in the
@@ -76,7 +76,7 @@ def plot_pmin(runs: Sequence[RunData | str | os.PathLike], out_dir: str | os.Pat
     for ax, key, sym in ((ax_raw, "p_min", "p_min"), (ax_norm, "normalized_margin", "normalized")):
         ax.axhline(0.0, color="0.2", linewidth=0.8, zorder=1)
         ax.set_xlabel("epoch")
-        note = _cut_deep_negatives(ax, runs, key)
+        note = cut_deep_negatives(ax, runs, key)
         if note:
             cut_notes.append(f"{sym}: {note}")
     ax_raw.set_ylabel(r"$p_{\min}$ (logit units)")

@@ -35,6 +35,15 @@ from .bounds import (
     spectral_product,
 )
 from .compare import angle_deg, margin_ratio, svm_comparison
+from .power import (
+    AlignmentEffect,
+    alignment_effect,
+    design_for,
+    effect_power,
+    equivalence_power,
+    omega_squared_table,
+)
+from .resolution import MIN_DISCORDANT, bootstrap_error_change, correct_predictions, series_resolution
 from .stats import (
     alignment_effect_verdict,
     bootstrap_ci,
@@ -102,4 +111,16 @@ __all__ = [
     "permutation_test_alignment",
     "bootstrap_ci",
     "alignment_effect_verdict",
+    # power (claim 3: power behind every negative)
+    "AlignmentEffect",
+    "alignment_effect",
+    "design_for",
+    "effect_power",
+    "equivalence_power",
+    "omega_squared_table",
+    # resolution (claims 1c, 2: trends at the test set's resolution)
+    "MIN_DISCORDANT",
+    "series_resolution",
+    "bootstrap_error_change",
+    "correct_predictions",
 ]

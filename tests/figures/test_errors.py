@@ -165,7 +165,7 @@ def test_failing_figure_does_not_cost_the_others(tmp_path, monkeypatch):
 def test_pmin_axis_cut_is_announced(tmp_path):
     """A deep pre-onset dip is cut off the p_min axis only with a note naming the hidden minimum."""
     from ncmargin.figures import style
-    from ncmargin.figures.pmin import _cut_deep_negatives
+    from ncmargin.figures.pmin import cut_deep_negatives
 
     run = write_run(tmp_path / "r", epochs=12, with_analysis=False)
     lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
@@ -176,11 +176,11 @@ def test_pmin_axis_cut_is_announced(tmp_path):
     _, axes = style.new_figure()
     ax = axes[0, 0]
     ax.plot(r.epochs, r.series("p_min"))
-    note = _cut_deep_negatives(ax, [r], "p_min")
+    note = cut_deep_negatives(ax, [r], "p_min")
     assert "min -40 at epoch 3" in note
     assert ax.get_ylim()[0] == pytest.approx(-2.5)
     _, axes2 = style.new_figure()
     # normalized: min -3/11 at epoch 1 < -1.5 x max 2.5/22: cut too, and said
-    assert "min -0.273 at epoch 1" in _cut_deep_negatives(axes2[0, 0], [r], "normalized_margin")
+    assert "min -0.273 at epoch 1" in cut_deep_negatives(axes2[0, 0], [r], "normalized_margin")
     _, axes3 = style.new_figure()
-    assert _cut_deep_negatives(axes3[0, 0], [r], "loss") == ""  # never negative: nothing cut
+    assert cut_deep_negatives(axes3[0, 0], [r], "loss") == ""  # never negative: nothing cut

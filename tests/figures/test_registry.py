@@ -88,7 +88,7 @@ def test_unregistered_figure_is_not_drawn(tmp_path, toys):
 def test_package_figures_declare_everything():
     """The package's own figures, in the order of the quick preset's figures.json."""
     figs = [f for f in all_figures() if f.draw.__module__.startswith("ncmargin.figures.")]
-    assert [f.name for f in figs] == ["terminal_phase", "pmin", "nc_metrics", "ce_svm_deep", "bound_<run>",
+    assert [f.name for f in figs] == ["terminal_phase", "pmin", "pmin_datasets", "nc_metrics", "ce_svm_deep", "bound_<run>",
                                       "ce_svm_fixed", "ce_svm_ufm", "alignment", "concentration", "predictors"]
     assert all(f.caption and f.inputs for f in figs)
 
