@@ -36,7 +36,8 @@ from ncmargin.store import (
 )
 
 __all__ = ["SCHEMA", "AnalysisSettings", "VerifyContext", "list_verify_presets", "load_preset", "parse_claims",
-           "read_verdicts", "resolve_run_config", "verify", "write_report", "write_run_report", "write_verdicts"]
+           "read_verdicts", "resolve_run_config", "verify", "verify_runs", "write_report", "write_run_report",
+           "write_verdicts"]
 
 SCHEMA = Verdicts.SCHEMA
 PRESET_KEYS = ("name", "device", "jobs", "runs", "analysis", "claims")
@@ -332,6 +333,125 @@ def verify(preset: str | dict = "quick", out: str | os.PathLike | None = None, *
     write_report(out_dir, figures=figs)
     ctx.timings["total_s"] = time.perf_counter() - t_all
     extra["timings"] = ctx.timings
+    write_verdicts(out_dir, verdicts, preset=name, extra=extra)
+    write_report(out_dir, figures=figs)
+    return read_verdicts(out_dir)
+
+
+# ------------------------------------------------------------------------------------------ verify --runs
+# (issue 13) claims judged on run directories recorded anywhere: Recorder, `ncmargin extract`, `ncmargin train`
+
+def _run_labels(run_dirs: list[Path]) -> list[str]:
+    """Unique labels (safe run names): the directory name, with its parent's name (then a counter) where
+    names repeat."""
+    import re
+
+    def safe(name: str) -> str:
+        s = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:120]
+        return s if s[:1].isalnum() else f"run{s}"[:120]
+
+    run_dirs = [p.resolve() for p in run_dirs]
+    names = [safe(p.name) for p in run_dirs]
+    out = [safe(f"{p.parent.name}-{p.name}") if names.count(n) > 1 else n for p, n in zip(run_dirs, names)]
+    seen: dict[str, int] = {}
+    for i, lab in enumerate(out):
+        seen[lab] = seen.get(lab, 0) + 1
+        if seen[lab] > 1:
+            out[i] = f"{lab}-{seen[lab]}"
+    return out
+
+
+def _mirror_run(src: Path, dst: Path, analysis: dict) -> None:
+    """OUT/runs/<label>: the run's config/log/summary and its analysis (no checkpoints), for the figures and
+    the report, which read OUT/runs/<run>; ``source.json`` names the original directory."""
+    import shutil
+
+    from ncmargin.io import atomic_path, atomic_write_json
+    from ncmargin.store import CHECKPOINT_DIR, CONFIG_FILE, LOG_FILE, SUMMARY_FILE, Analysis
+
+    if dst.resolve() == src.resolve():
+        return
+    if dst.exists() and ((dst / CHECKPOINT_DIR).exists() or not (dst / "source.json").is_file()):
+        raise ValueError(f"{dst} holds a run that verify --runs did not write; use another --out directory")
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in (CONFIG_FILE, LOG_FILE, SUMMARY_FILE):
+        if (src / name).is_file():
+            with atomic_path(dst / name) as tmp:
+                shutil.copyfile(src / name, tmp)
+    Analysis(analysis).write(dst)
+    atomic_write_json(dst / "source.json", {"run_dir": str(src.resolve())})
+
+
+def verify_runs(run_dirs, out: str | os.PathLike | None = None, *, claims: str | list[str] | None = None,
+                preset: str | dict | None = None, quiet: bool = False, figures: bool = True,
+                force_analysis: bool = False) -> dict:
+    """``ncmargin verify --runs DIR...``: analyse each run directory (``RUN/analysis.json``, reused when
+    current), judge every claim that declares ``external_runs`` (claims 1c and 2) on each with the claim's
+    own per-run verdict code, and write ``OUT/verdicts.json``, the figures and ``OUT/report.md`` as
+    :func:`verify` does. ``preset`` (optional) supplies the ``analysis`` and ``claim<id>`` sections."""
+    from ncmargin.empirical.analysis import analyze_run
+    from ncmargin.store import RUNS_DIR, is_run_dir
+
+    t_all = time.perf_counter()
+    paths = [Path(p) for p in ([run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else run_dirs)]
+    if not paths:
+        raise ValueError("verify --runs: give at least one run directory")
+    for p in paths:
+        if not is_run_dir(p):
+            raise ValueError(f"{p}: not a run directory (no log.jsonl); give directories written by the Recorder, "
+                             "`ncmargin extract` or `ncmargin train`")
+    pre = load_preset(preset) if preset is not None else {"name": "runs", "runs": {}}
+    settings = check_preset(pre)
+    able = [c for c in all_claims() if c.external_runs]
+    if claims is None or claims in ("", "all"):
+        selected = able
+    else:
+        ids = [c.strip() for c in claims.split(",")] if isinstance(claims, str) else list(claims)
+        known = {c.id for c in all_claims()}
+        bad = [i for i in ids if i not in known]
+        if bad:
+            raise ValueError(f"unknown claim(s) {bad}; with --runs: {', '.join(c.id for c in able)}")
+        no = [i for i in ids if i not in {c.id for c in able}]
+        if no:
+            raise ValueError(f"claim(s) {no} cannot be judged on given run directories (they train or solve "
+                             f"their own experiments); with --runs: {', '.join(c.id for c in able)}")
+        selected = [c for c in able if c.id in ids]
+    out_dir = Path(out) if out is not None else Path("results") / "runs"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = VerifyContext(out_dir, pre, quiet=quiet)
+    labels = _run_labels(paths)
+    a = settings_from(AnalysisSettings, pre.get("analysis"), "preset section 'analysis'")
+    analyses = {}
+    for label, rd in zip(labels, paths):
+        t0 = time.perf_counter()
+        res = analyze_run(rd, svm_tol=float(a.svm_tol), force=force_analysis, svm_epochs=a.svm_epochs,
+                          spectral=bool(a.spectral), delta=float(a.delta), quiet=quiet)
+        analyses[label] = dict(res, run_id=label)
+        _mirror_run(rd, out_dir / RUNS_DIR / label, analyses[label])
+        ctx.timings[f"analyze_{label}_s"] = time.perf_counter() - t0
+        ctx.log(f"[verify] analysed {rd} as {label}: {len(res['checkpoints'])} checkpoints")
+    ctx.notes.append("claim 3 is not judged with --runs: it needs an alignment x seed table of runs sharing a "
+                     "fixed ETF head (ncmargin sweep)")
+    verdicts: list[dict] = []
+    errors = {}
+    for c in selected:
+        t0 = time.perf_counter()
+        for label, an in analyses.items():
+            try:
+                verdicts += c.per_run(an, settings[c.id])
+            except Exception as exc:  # noqa: BLE001 - one broken run/claim must not hide the others
+                errors[f"{c.id}:{label}"] = f"{type(exc).__name__}: {exc}"
+                verdicts.append(make_verdict(c.id, f"{c.id}.error.{label}", f"claim {c.id} could not be evaluated "
+                                             f"on run {label}", "error", None, "-", "inconclusive", [label],
+                                             {"error": errors[f"{c.id}:{label}"]}))
+        ctx.timings[f"claim_{c.id}_s"] = time.perf_counter() - t0
+    extra = {"claims": [c.id for c in selected], "timings": ctx.timings,
+             "runs": {lab: str(p.resolve()) for lab, p in zip(labels, paths)}, "errors": errors,
+             "versions": versions(), "notes": ctx.notes}
+    name = f"runs ({pre['name']})" if preset is not None else "runs"
+    write_verdicts(out_dir, verdicts, preset=name, extra=extra)
+    figs = make_figures(out_dir, ctx) if figures else None
+    ctx.timings["total_s"] = time.perf_counter() - t_all
     write_verdicts(out_dir, verdicts, preset=name, extra=extra)
     write_report(out_dir, figures=figs)
     return read_verdicts(out_dir)
