@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ncmargin.empirical.claims import Claim, all_claims, make_verdict
+from ncmargin.empirical.claims import Claim, all_claims, get_claim, make_verdict
 from ncmargin.empirical.pool import default_train, train_runs
 from ncmargin.io import atomic_write_text
 from ncmargin.store import (
@@ -341,47 +341,6 @@ def verify(preset: str | dict = "quick", out: str | os.PathLike | None = None, *
 # ------------------------------------------------------------------------------------------ verify --runs
 # (issue 13) claims judged on run directories recorded anywhere: Recorder, `ncmargin extract`, `ncmargin train`
 
-def _run_labels(run_dirs: list[Path]) -> list[str]:
-    """Unique labels (safe run names): the directory name, with its parent's name (then a counter) where
-    names repeat."""
-    import re
-
-    def safe(name: str) -> str:
-        s = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:120]
-        return s if s[:1].isalnum() else f"run{s}"[:120]
-
-    run_dirs = [p.resolve() for p in run_dirs]
-    names = [safe(p.name) for p in run_dirs]
-    out = [safe(f"{p.parent.name}-{p.name}") if names.count(n) > 1 else n for p, n in zip(run_dirs, names)]
-    seen: dict[str, int] = {}
-    for i, lab in enumerate(out):
-        seen[lab] = seen.get(lab, 0) + 1
-        if seen[lab] > 1:
-            out[i] = f"{lab}-{seen[lab]}"
-    return out
-
-
-def _mirror_run(src: Path, dst: Path, analysis: dict) -> None:
-    """OUT/runs/<label>: the run's config/log/summary and its analysis (no checkpoints), for the figures and
-    the report, which read OUT/runs/<run>; ``source.json`` names the original directory."""
-    import shutil
-
-    from ncmargin.io import atomic_path, atomic_write_json
-    from ncmargin.store import CHECKPOINT_DIR, CONFIG_FILE, LOG_FILE, SUMMARY_FILE, Analysis
-
-    if dst.resolve() == src.resolve():
-        return
-    if dst.exists() and ((dst / CHECKPOINT_DIR).exists() or not (dst / "source.json").is_file()):
-        raise ValueError(f"{dst} holds a run that verify --runs did not write; use another --out directory")
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in (CONFIG_FILE, LOG_FILE, SUMMARY_FILE):
-        if (src / name).is_file():
-            with atomic_path(dst / name) as tmp:
-                shutil.copyfile(src / name, tmp)
-    Analysis(analysis).write(dst)
-    atomic_write_json(dst / "source.json", {"run_dir": str(src.resolve())})
-
-
 def verify_runs(run_dirs, out: str | os.PathLike | None = None, *, claims: str | list[str] | None = None,
                 preset: str | dict | None = None, quiet: bool = False, figures: bool = True,
                 force_analysis: bool = False) -> dict:
@@ -390,6 +349,7 @@ def verify_runs(run_dirs, out: str | os.PathLike | None = None, *, claims: str |
     own per-run verdict code, and write ``OUT/verdicts.json``, the figures and ``OUT/report.md`` as
     :func:`verify` does. ``preset`` (optional) supplies the ``analysis`` and ``claim<id>`` sections."""
     from ncmargin.empirical.analysis import analyze_run
+    from ncmargin.empirical.recorded import etf_sweep_plan, mirror_run, run_labels
     from ncmargin.store import RUNS_DIR, is_run_dir
 
     t_all = time.perf_counter()
@@ -411,15 +371,16 @@ def verify_runs(run_dirs, out: str | os.PathLike | None = None, *, claims: str |
         bad = [i for i in ids if i not in known]
         if bad:
             raise ValueError(f"unknown claim(s) {bad}; with --runs: {', '.join(c.id for c in able)}")
-        no = [i for i in ids if i not in {c.id for c in able}]
+        no = [i for i in ids if i not in {c.id for c in able} | {"3"}]
         if no:
             raise ValueError(f"claim(s) {no} cannot be judged on given run directories (they train or solve "
-                             f"their own experiments); with --runs: {', '.join(c.id for c in able)}")
+                             f"their own experiments); with --runs: {', '.join(c.id for c in able)} (and 3 on "
+                             "fixed-ETF runs with alignment and seed labels)")
         selected = [c for c in able if c.id in ids]
     out_dir = Path(out) if out is not None else Path("results") / "runs"
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = VerifyContext(out_dir, pre, quiet=quiet)
-    labels = _run_labels(paths)
+    labels = run_labels(paths)
     a = settings_from(AnalysisSettings, pre.get("analysis"), "preset section 'analysis'")
     analyses = {}
     for label, rd in zip(labels, paths):
@@ -427,11 +388,12 @@ def verify_runs(run_dirs, out: str | os.PathLike | None = None, *, claims: str |
         res = analyze_run(rd, svm_tol=float(a.svm_tol), force=force_analysis, svm_epochs=a.svm_epochs,
                           spectral=bool(a.spectral), delta=float(a.delta), quiet=quiet)
         analyses[label] = dict(res, run_id=label)
-        _mirror_run(rd, out_dir / RUNS_DIR / label, analyses[label])
+        mirror_run(rd, out_dir / RUNS_DIR / label, analyses[label])
         ctx.timings[f"analyze_{label}_s"] = time.perf_counter() - t0
         ctx.log(f"[verify] analysed {rd} as {label}: {len(res['checkpoints'])} checkpoints")
-    ctx.notes.append("claim 3 is not judged with --runs: it needs an alignment x seed table of runs sharing a "
-                     "fixed ETF head (ncmargin sweep)")
+    plan, why = etf_sweep_plan(labels, paths, out_dir)
+    if plan is None:
+        ctx.notes.append(f"claim 3 not judged with --runs: {why}")
     verdicts: list[dict] = []
     errors = {}
     for c in selected:
@@ -445,6 +407,14 @@ def verify_runs(run_dirs, out: str | os.PathLike | None = None, *, claims: str |
                                              f"on run {label}", "error", None, "-", "inconclusive", [label],
                                              {"error": errors[f"{c.id}:{label}"]}))
         ctx.timings[f"claim_{c.id}_s"] = time.perf_counter() - t0
+    want3 = claims is None or claims in ("", "all") or "3" in (
+        [c.strip() for c in claims.split(",")] if isinstance(claims, str) else list(claims))
+    if plan is not None and want3:  # claim 3's own collection and verdict code on the given runs
+        from ncmargin.empirical.claims.claim3 import claim3_verdicts, collect_sweep
+
+        Path(plan["out_dir"]).mkdir(parents=True, exist_ok=True)
+        verdicts += claim3_verdicts(collect_sweep(plan))
+        selected = [*selected, get_claim("3")]
     extra = {"claims": [c.id for c in selected], "timings": ctx.timings,
              "runs": {lab: str(p.resolve()) for lab, p in zip(labels, paths)}, "errors": errors,
              "versions": versions(), "notes": ctx.notes}

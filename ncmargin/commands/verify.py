@@ -27,8 +27,9 @@ def add_arguments(p) -> None:
     p.add_argument("--no-figures", action="store_true", help="do not call ncmargin.figures")
     p.add_argument("--quiet", action="store_true", help="no progress output (for CI)")
     p.add_argument("--runs", nargs="+", default=None, metavar="DIR",
-                   help="judge claims 1c and 2 on these run directories (Recorder, ncmargin extract or ncmargin "
-                        "train) instead of training a preset's runs; --preset then only supplies settings if given")
+                   help="judge claims 1c and 2 (and 3 on fixed-ETF runs with alignment/seed labels) on these run "
+                        "directories (Recorder, ncmargin extract or ncmargin train) instead of training a preset's "
+                        "runs; --preset then only supplies settings if given")
 
 
 def run(args) -> int:
