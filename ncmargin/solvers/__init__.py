@@ -5,10 +5,12 @@
 - :func:`ufm_svm` — the unconstrained-feature-model SVM as the convex nuclear-norm program, factored back
   into (W, H), with its certificate.
 
-Imports numpy/scipy/clarabel/cvxpy and ncmargin.theory only (never torch).
+Imports numpy/scipy/clarabel/cvxpy/numba and ncmargin.theory only (torch only lazily, for
+``backend="torch"``).
 """
 
+from .status import Status
 from .svm import NotSeparableError, SVMSolution, multiclass_svm, svm_certificate
 from .ufm import UFMSolution, ufm_svm
 
-__all__ = ["NotSeparableError", "SVMSolution", "UFMSolution", "multiclass_svm", "svm_certificate", "ufm_svm"]
+__all__ = ["NotSeparableError", "SVMSolution", "Status", "UFMSolution", "multiclass_svm", "svm_certificate", "ufm_svm"]

@@ -36,6 +36,8 @@ import scipy.sparse as sp
 
 from ncmargin.theory.checks import check_labels
 
+from .status import Status
+
 __all__ = ["UFMSolution", "ufm_svm"]
 
 
@@ -51,7 +53,8 @@ class UFMSolution:
 
     @property
     def status(self) -> str:
-        return self.certificate.get("status", "unknown")
+        """A Status value (plain str)."""
+        return Status(self.certificate.get("status", Status.FAILED)).value
 
 
 def _selector(y, K):
@@ -159,6 +162,6 @@ def ufm_svm(y, d: int | None = None, *, K: int | None = None, solver: str = "CLA
         closed = (K - 1) * np.sqrt(counts[0])
         cert["closed_form"] = float(closed)
         cert["closed_form_rel_error"] = abs(nuc - closed) / closed
-    cert["status"] = "optimal" if (eps <= tol and gap <= gap_tol) else "inaccurate"
+    cert["status"] = (Status.OPTIMAL if (eps <= tol and gap <= gap_tol) else Status.INACCURATE).value
     cert["seconds"] = time.perf_counter() - t0
     return UFMSolution(W=W, H=Hf, Z=Zv, objective=nuc, certificate=cert)
