@@ -48,13 +48,22 @@ def _build():
         soft = C > 0.0
         maxd = 0.0
         done = 0
-        for sw in range(n_sweeps):
+        # in-call shrinking (LIBLINEAR-style): a sample whose block step left every β at 0 with all margins
+        # above 1 + tol is skipped by the following sweeps; a sweep that meets the tolerance on the rest is
+        # repeated over ALL samples before convergence is declared
+        skip = np.zeros(H.shape[0], dtype=np.bool_)
+        full = True
+        sw = 0
+        while sw < n_sweeps:
+            sw += 1
             np.random.shuffle(order)
             maxd = 0.0
             for oi in range(order.shape[0]):
                 i = order[oi]
                 nt = n_act[i]
                 if nt == 0:
+                    continue
+                if skip[i] and not full:
                     continue
                 yi = y[i]
                 s = sq[i]
@@ -99,6 +108,13 @@ def _build():
                             if th >= nxt:
                                 theta = th
                                 break
+                if theta == 0.0 and A == 0.0:
+                    mn = np.inf
+                    for t in range(nt):
+                        mn = min(mn, m[t])
+                    skip[i] = mn > 1.0 + tol
+                else:
+                    skip[i] = False
                 D = 0.0
                 for t in range(nt):
                     b = c[t] - theta
@@ -116,9 +132,13 @@ def _build():
                         for j in range(dd):
                             W[k, j] -= dl * h[j]
                     alpha[i, t] = beta[t]
-            done = sw + 1
+            done = sw
             if maxd <= tol:
-                break
+                if full:
+                    break
+                full = True  # confirm on all samples
+            else:
+                full = False
         return done, maxd
 
     return sweeps

