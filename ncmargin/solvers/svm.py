@@ -1178,7 +1178,7 @@ def _feasible_hard(be, y, W, last_pass=None):
         vmax = float(last_pass[1].max())
     else:
         vmax, _, _, _ = _pair_violations(be, y, W, np.zeros(be.H.shape[0]), limits=None)
-    if 0 < vmax < 0.5:
+    if 0 < vmax < 1.0:
         return W / (1.0 - vmax)
     return W
 
