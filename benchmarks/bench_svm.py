@@ -75,6 +75,9 @@ def _worker(args):
         m = S[r, y][:, None] - S
         m[r, y] = np.inf
         out.update(objective=0.5 * float(np.sum(W * W)), violation=max(0.0, float(1 - m.min())))
+    import resource
+
+    out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # Linux: KiB
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -146,6 +149,7 @@ def main(argv=None):
               f"{t_o:.2f} s | {'—' if t_s is None else f'{t_s:.2f} s'} | {ratio} | {last['gap']:.1e} | "
               f"{last['violation']:.1e} | {last['status']} | "
               f"{svc_v} |", flush=True)
+        print(f"    peak RSS of our process: {last['peak_rss_gib']:.2f} GiB (features included)")
         print(f"    ours per rep: {[round(r['seconds'], 2) for r in ok]} (+ kernel load "
               f"{[round(r['load_seconds'], 2) for r in ok]}), LinearSVC per rep: "
               f"{[round(r['seconds'], 2) for r in okv]}; ours phases {last['info']}", flush=True)
