@@ -48,15 +48,10 @@ ALLOWED = {
 }
 
 # Edges that break a rule today and are being removed elsewhere; each names why it is here.
-KNOWN_EXCEPTIONS = {
-    # SVMSolution.to_json writes through ncmargin.io; the solver branch (issue 11 follow-up) drops this
-    # import. Remove this entry at that merge.
-    ("ncmargin.solvers.svm", "ncmargin.io"),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 MAX_LINES = 500
-# rewritten on the solver branch (issue 11 follow-up); drop the entry when that lands under the limit
-KNOWN_LARGE = {"ncmargin/solvers/svm.py"}
+KNOWN_LARGE: set[str] = set()
 
 # modules that load others by a computed name: (loader, the package whose modules it may load)
 DYNAMIC_LOADERS = {
@@ -286,7 +281,7 @@ def test_no_module_over_max_lines():
 
 # files still citing the spec outside the repository, rewritten on the solver branch (issue 11 follow-up);
 # shrink it, never grow it
-KNOWN_OUTSIDE_CITATIONS = {"ncmargin/solvers/__init__.py", "ncmargin/solvers/svm.py", "ncmargin/solvers/ufm.py"}
+KNOWN_OUTSIDE_CITATIONS: set[str] = set()
 
 
 def test_citations_point_inside_the_repository():
