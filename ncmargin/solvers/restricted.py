@@ -82,17 +82,27 @@ def _solve_restricted_dual(Q, si, C):
     return np.asarray(res.x, dtype=np.float64), status
 
 
+_BLAS_CONTROLLER: list = []  # [ThreadpoolController or None], made once per process
+
+
 def _blas_single_thread():
     """Dense factorizations of the (small) restricted problems run with one BLAS thread: on a loaded
     machine a multithreaded OpenBLAS Cholesky of order 1000 was measured 60x slower than single-threaded
-    (1.9 s vs 0.03 s). threadpoolctl is optional (it ships with scikit-learn)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        import contextlib
+    (1.9 s vs 0.03 s). threadpoolctl is optional (it ships with scikit-learn). Its controller (the scan of
+    the loaded BLAS libraries) is made once, after scipy.linalg has loaded its BLAS: ``threadpool_limits``
+    rescans them on every call, measured 7-25 ms each, two calls per working-set round."""
+    import contextlib
 
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    if not _BLAS_CONTROLLER:
+        try:
+            import scipy.linalg  # noqa: F401  (loads scipy's BLAS before the scan)
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover
+            _BLAS_CONTROLLER.append(None)
+        else:
+            _BLAS_CONTROLLER.append(ThreadpoolController())
+    ctl = _BLAS_CONTROLLER[0]
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
 
 
 class _CholCache:
