@@ -85,9 +85,9 @@ def test_float32_input():
 def test_float32_without_float64_copy(monkeypatch):
     # memory: a float64 copy of H alone would take 2x the float32 input; chunks made small (1 MiB) so that
     # they do not dominate at this test size
-    import ncmargin.solvers.svm as svm_mod
+    import ncmargin.solvers.certificate as certificate_mod
 
-    monkeypatch.setattr(svm_mod, "_CHUNK_ELEMS", 1 << 17)
+    monkeypatch.setattr(certificate_mod, "CHUNK_ELEMS", 1 << 17)
     Hb, yb = separable(40_000, 128, 5, seed=2, spread=6.0, noise=0.5)
     Hb = Hb.astype(np.float32)
     tracemalloc.start()
