@@ -14,7 +14,7 @@ from .limits import Stop
 from .status import Status
 
 __all__ = ["CHUNK_ELEMS", "W_from_alpha", "chunk_rows", "class_means", "gather", "pair_violations",
-           "project_dual", "svm_certificate"]
+           "project_dual", "svm_certificate", "violation_chunks"]
 
 CHUNK_ELEMS = 1 << 22  # float64 entries per N x K block (32 MiB)
 
@@ -30,6 +30,23 @@ def chunk_rows(N, K, dd, limits=None):
     if limits is not None and limits.mem is not None:
         budget = min(budget, int(limits.mem / 10 / 8))
     return max(1, budget // max(1, dd + 4 * K))
+
+
+def violation_chunks(be, y, W, step: int, limits=None):
+    """One pass over the data in row chunks of ``step``: yields ``(s, e, V)`` with
+    V[i, k] = 1 − ((Hw_{y_i})_i − (Hw_k)_i) for the rows s:e and V[i, y_i] = −inf (docs/theory.md §3); the
+    time limit is checked per chunk (raises Stop)."""
+    N = be.H.shape[0]
+    for s in range(0, N, step):
+        e = min(N, s + step)
+        if limits is not None and limits.out_of_time():
+            raise Stop(Status.TIME_LIMIT)
+        S = be.scores(s, e, W)
+        r = np.arange(e - s)
+        yc = y[s:e]
+        V = 1.0 - (S[r, yc][:, None] - S)
+        V[r, yc] = -np.inf
+        yield s, e, V
 
 
 def pair_violations(H, y, W, xi_ws, ws_i=None, ws_k=None, per_sample: int = 1, floor: float = -np.inf,
@@ -54,15 +71,8 @@ def pair_violations(H, y, W, xi_ws, ws_i=None, ws_k=None, per_sample: int = 1, f
         wi, wk = ws_i[order], ws_k[order]
     step = chunk_rows(N, K, W.shape[1], limits)
     t_start = time.perf_counter()
-    for s in range(0, N, step):
-        e = min(N, s + step)
-        if limits is not None and limits.out_of_time():
-            raise Stop(Status.TIME_LIMIT)
-        S = be.scores(s, e, W)
+    for s, e, V in violation_chunks(be, y, W, step, limits):
         r = np.arange(e - s)
-        yc = y[s:e]
-        V = 1.0 - (S[r, yc][:, None] - S)
-        V[r, yc] = -np.inf
         hinge[s:e] = V.max(axis=1)
         V -= xi_ws[s:e, None]
         vmax = max(vmax, float(V.max()))

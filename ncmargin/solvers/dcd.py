@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from ._dcd import kernel
-from .certificate import chunk_rows, class_means, pair_violations
+from .certificate import chunk_rows, class_means, pair_violations, violation_chunks
 from .limits import NotSeparableSuspect, Stop
 from .separability import lp_separable
 from .status import Status
@@ -96,15 +96,7 @@ def _dcd_pass(be, y, W, slots, C, add_per, add_floor, limits):
     vmax = -np.inf
     step = chunk_rows(N, K + T, W.shape[1], limits)
     t_start = time.perf_counter()
-    for s in range(0, N, step):
-        e = min(N, s + step)
-        if limits.out_of_time():
-            raise Stop(Status.TIME_LIMIT)
-        S = be.scores(s, e, W)
-        r = np.arange(e - s)
-        yc = y[s:e]
-        V = 1.0 - (S[r, yc][:, None] - S)
-        V[r, yc] = -np.inf
+    for s, e, V in violation_chunks(be, y, W, step, limits):
         hinge[s:e] = V.max(axis=1)
         ak = slots.act_k[s:e]
         occ = ak >= 0
