@@ -131,6 +131,12 @@ def runs_section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
                      f"{meta.get('width')}), weight decay "
                      f"{fmt(meta.get('weight_decay'))}, onset of 100% train accuracy at epoch "
                      f"{fmt(a.get('onset_epoch'))}.\n\n" + table(RUN_HEADER, run_rows(a)))
+        res = next((v["detail"].get("resolution") for v in verdicts
+                    if name in v.get("runs", []) and (v.get("detail") or {}).get("resolution")), None)
+        if res:
+            parts.append(f"Test-set resolution over the terminal phase (docs/theory.md §14): 1/N_test = "
+                         f"1/{res['n_test']}; the test accuracy takes {res['n_distinct']} distinct values, changes "
+                         f"by {res['change_images']:+d} and spans {res['range_images']} test image(s).")
         notes = sorted({str(dig(r, "bound", "spectral", "error")) for r in a.get("checkpoints", [])
                         if dig(r, "bound", "spectral", "error")})
         if notes:
