@@ -203,7 +203,7 @@ def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
         doc = run_sweep(pre, sdir, alignments=s.alignments, seeds=s.seeds, alignment_mode=s.alignment_mode,
                         overrides=over, jobs=jobs, concentration=(s.concentration if i == 0 else False),
                         statistics=stats, train_fn=getattr(ctx, "train_fn", None), log=ctx.log, power=pw)
-        ctx.timings[f"sweep_{label or 'quick'}_s"] = time.perf_counter() - t0
+        ctx.timings[f"sweep_{label or name.replace('sweep_', '')}_s"] = time.perf_counter() - t0
         for k in ("trained", "resumed", "reused"):
             getattr(ctx, k).extend(f"sweep/{n}" for n in doc.get("run_status", {}).get(k, []))
         st = doc["stats"]
