@@ -18,8 +18,12 @@ def add_arguments(p) -> None:
                    help="soft margin (Crammer-Singer hinge) with penalty C; default: hard margin")
     p.add_argument("--bias", action="store_true",
                    help="fit a bias (a constant feature is appended, so the bias is regularized)")
-    p.add_argument("--method", choices=("auto", "working_set", "cvxpy"), default="auto",
-                   help="auto/working_set: scalable exact solver (default); cvxpy: full reference problem")
+    p.add_argument("--method", choices=("auto", "dcd", "working_set", "cvxpy"), default="auto",
+                   help="auto: dual coordinate descent + exact finish (default); dcd; working_set; "
+                        "cvxpy: full reference problem")
+    p.add_argument("--max-seconds", type=positive_float, default=None, help="wall-time limit (status time_limit)")
+    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
+                   help="products over the data with numpy or torch (CPU threads, CUDA when available)")
     p.add_argument("--tol", type=positive_float, default=1e-8, help="max constraint violation for 'optimal' (1e-8)")
     p.add_argument("--gap-tol", type=positive_float, default=1e-6, help="relative duality gap for 'optimal' (1e-6)")
     p.add_argument("--split", choices=("train", "test"), default=None,
@@ -32,17 +36,18 @@ def run(args) -> int:
     import json
 
     from ncmargin.io import atomic_write_json, load_features, to_jsonable
-    from ncmargin.solvers import multiclass_svm
+    from ncmargin.solvers import Status, multiclass_svm
 
     fs = load_features(args.features, split=args.split)
     K = fs.num_classes if fs.classifier is not None else None
     sol = multiclass_svm(fs.features, fs.labels, C=args.soft, bias=args.bias, tol=args.tol,
-                         gap_tol=args.gap_tol, method=args.method, K=K)
-    summary = sol.summary(include_arrays=not args.no_arrays)
+                         gap_tol=args.gap_tol, method=args.method, K=K, max_seconds=args.max_seconds,
+                         backend=args.backend)
+    summary = sol.to_dict(include_arrays=not args.no_arrays)
     summary.pop("rounds", None)
     summary["features"] = str(fs.path)
     summary["split"] = fs.split
     if args.out:
         atomic_write_json(args.out, summary)
     print(json.dumps(to_jsonable(summary), indent=2, allow_nan=False))
-    return 0 if sol.status == "optimal" else 1
+    return 0 if sol.status == Status.OPTIMAL else 1

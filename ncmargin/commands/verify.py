@@ -7,11 +7,12 @@ EXAMPLE = """
 ncmargin verify --preset quick --out results/quick          # every claim (1a, 1b, 1c, 2, 3), CPU
 ncmargin verify --preset quick --claims 1c,2 --out results/quick   # reuses the trained runs
 ncmargin verify --preset paper --device cuda --out results/paper --jobs 2
+ncmargin verify --runs runs/mine runs/theirs --out results/mine   # claims 1c, 2 on recorded runs
 """
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--preset", default="quick",
+    p.add_argument("--preset", default=None,
                    help="verify preset: quick (digits, CPU, ~10 min), paper (CIFAR-10/100 ResNet-18, GPU), or "
                         "a JSON file (default: quick)")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
@@ -25,6 +26,10 @@ def add_arguments(p) -> None:
                    help="recompute the per-checkpoint analysis even where analysis.json has it")
     p.add_argument("--no-figures", action="store_true", help="do not call ncmargin.figures")
     p.add_argument("--quiet", action="store_true", help="no progress output (for CI)")
+    p.add_argument("--runs", nargs="+", default=None, metavar="DIR",
+                   help="judge claims 1c and 2 (and 3 on fixed-ETF runs with alignment/seed labels) on these run "
+                        "directories (Recorder, ncmargin extract or ncmargin train) instead of training a preset's "
+                        "runs; --preset then only supplies settings if given")
 
 
 def run(args) -> int:
@@ -32,8 +37,14 @@ def run(args) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs {args.jobs}: give a positive number of parallel training runs")
-    doc = verify(args.preset, args.out, device=args.device, claims=args.claims, jobs=args.jobs,
-                 quiet=args.quiet, figures=not args.no_figures, force_analysis=args.force_analysis)
+    if args.runs:
+        from ncmargin.pipeline import verify_runs
+
+        doc = verify_runs(args.runs, args.out, claims=args.claims, preset=args.preset,
+                          quiet=args.quiet, figures=not args.no_figures, force_analysis=args.force_analysis)
+    else:
+        doc = verify(args.preset or "quick", args.out, device=args.device, claims=args.claims, jobs=args.jobs,
+                     quiet=args.quiet, figures=not args.no_figures, force_analysis=args.force_analysis)
     width = max((len(v["id"]) for v in doc["verdicts"]), default=10)
     for v in doc["verdicts"]:
         val = v.get("value")

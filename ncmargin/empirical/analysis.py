@@ -88,6 +88,11 @@ class _SpectralContext:
         self._error: str | None = None
 
     def complexity(self, epoch: int) -> dict:
+        meta = read_meta(self.run_dir)
+        if "recorder" in meta:  # recorded / extracted run (docs/recorder.md): not rebuilt from a TrainConfig
+            from ncmargin.empirical.recorded import recorded_complexity
+
+            return recorded_complexity(self.run_dir, epoch, meta)
         state = model_path(self.run_dir, epoch)
         if not state.is_file():
             return {"error": f"model state for epoch {epoch} not saved ({state} missing): the whole-network "
@@ -106,7 +111,7 @@ class _SpectralContext:
             self._error = f"spectral complexity unavailable ({exc})"
             return {"error": self._error}
         try:
-            cfg = load_config(read_meta(self.run_dir)["config"], {"device": "cpu", "quiet": True})
+            cfg = load_config(meta["config"], {"device": "cpu", "quiet": True})
             if self._data is None:
                 self._data = load_dataset(cfg)
             data = self._data

@@ -52,11 +52,12 @@ from torch import nn
 from ncmargin.theory.bounds import spectral_complexity
 
 __all__ = [
-    "linear_spectral_norm",
-    "conv2d_spectral_norm",
     "batchnorm_scale",
+    "conv2d_spectral_norm",
     "layer_norms",
+    "linear_spectral_norm",
     "network_spectral_complexity",
+    "spectral_from_input_stats",
 ]
 
 _UNIT_LIPSCHITZ = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.Identity, nn.Flatten,
@@ -289,7 +290,7 @@ def _lipschitz_tree(m: nn.Module, prefix: str, by_name: dict[str, dict]) -> floa
     if not kids:
         e = by_name[prefix]
         return e["spectral"] if e["kind"] == "weight" else e["lipschitz"]
-    full = lambda n: f"{prefix}.{n}" if prefix else n  # noqa: E731
+    full = lambda n: f"{prefix}.{n}" if prefix else n
     res = [(n, c) for n, c in kids if n in _RESIDUAL_NAMES]
     if res:
         (rn, rc), = res[:1]
@@ -339,3 +340,16 @@ def network_spectral_complexity(model: nn.Module, X, *, input_shape=None, n_iter
             "n_weight_layers": len(w), "layers": layers,
             "converged": all(e.get("converged", True) for e in layers),
             "treatment": "chain in registration order; residual blocks L(shortcut) + prod L(branch) [our form]"}
+
+
+def spectral_from_input_stats(net, *, input_norm_F: float, n: int, input_shape) -> dict:
+    """``network_spectral_complexity`` of ``net`` (Bartlett et al. 2017; docs/theory.md §5) for N = ``n``
+    train inputs of Frobenius norm ``input_norm_F``. R_A depends on the weights only; ||X||_F and N enter
+    through rademacher = ||X||_F R_A / N, so a one-row stand-in with the same Frobenius norm gives R_A."""
+    if not n or not input_shape:
+        raise ValueError("no train inputs were seen (N and the input shape are unknown)")
+    x1 = torch.zeros((1, *input_shape), dtype=torch.float64)
+    x1.view(-1)[0] = float(input_norm_F)
+    sc = dict(network_spectral_complexity(net, x1, input_shape=tuple(input_shape)))
+    sc.update(N=int(n), input_norm_F=float(input_norm_F), rademacher=float(input_norm_F) * sc["R_A"] / int(n))
+    return sc

@@ -13,7 +13,7 @@
 The head is the network's final ``nn.Linear`` (or the package's :class:`FixedETFHead`); a forward hook,
 attached only while the recorder evaluates, captures the head's input as the penultimate features H, and
 the head's weight and bias are the classifier (W, b). At the checkpoint epochs (log-spaced, reusing the
-trainer's :func:`ncmargin.empirical.train.checkpoint_epochs`), at the onset of 100% train accuracy and at
+trainer's schedule, :func:`ncmargin.store.log_spaced`), at the onset of 100% train accuracy and at
 :meth:`Recorder.close` the recorder evaluates the train and test data in eval mode without gradients
 (optional autocast), stores the features as float32 and computes the log line with the trainer's own
 :func:`ncmargin.empirical.train.epoch_metrics` (float64, ``ncmargin.theory``), so a recorded run and a run
@@ -28,13 +28,15 @@ Distributed (``torch.distributed`` initialised, e.g. under ``torchrun`` with DDP
 contiguous shard of the data (``np.array_split`` of the dataset indices), the features and labels are
 gathered to rank 0 in dataset order, and only rank 0 writes; every rank must call :meth:`epoch_end` and
 :meth:`close` with the same epochs (they are collective).
+
+Split by job: head detection in :mod:`ncmargin.empirical.heads`, the shard evaluation and rank-0 gather
+(shared with the package's trainer) in :mod:`ncmargin.empirical.evaluation`; this module is the recorder.
 """
+
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -46,259 +48,36 @@ import torch
 from torch import nn
 
 from ncmargin.io import atomic_path, atomic_save_npz, atomic_write_json, to_jsonable
+from ncmargin.store import (
+    CONFIG_FILE,
+    LOG_FILE,
+    append_log,
+    checkpoint_file,
+    complexity_path,
+    git_commit,
+    log_spaced,
+    model_path,
+    read_meta,
+    versions,
+    write_summary,
+)
+
+from .complexity import spectral_from_input_stats
+from .evaluation import (
+    EvalSplit,
+    all_ranks_ok,
+    capped_balanced_subsample,
+    dist_info,
+    eval_mode,
+    evaluate_split,
+    gather_input_stats,
+    gather_shards,
+)
+from .heads import HeadNotFoundError, RecorderError, find_head, head_weights, is_etf_head, unwrap_model
 
 __all__ = ["HeadNotFoundError", "Recorder", "RecorderError", "capped_balanced_subsample", "find_head"]
 
 _UTC = datetime.timezone.utc  # noqa: UP017 (datetime.UTC needs Python 3.11)
-
-
-class RecorderError(ValueError):
-    """Bad input to the recorder (the message names the problem and the fix)."""
-
-
-class HeadNotFoundError(RecorderError):
-    """The classifier head could not be identified (missing or ambiguous); the message lists candidates."""
-
-
-# ------------------------------------------------------------------------------------------------ head
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The plain module under DDP/DataParallel (``.module``) and ``torch.compile`` (``._orig_mod``)."""
-    for _ in range(4):
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
-            model = model._orig_mod
-        else:
-            break
-    return model
-
-
-def _is_etf(m: nn.Module) -> bool:
-    from .models import FixedETFHead
-
-    return isinstance(m, FixedETFHead)
-
-
-def _is_head_like(m: nn.Module) -> bool:
-    return isinstance(m, nn.Linear) or _is_etf(m)
-
-
-def _describe(name: str, m: nn.Module) -> str:
-    W = m.weight
-    bias = getattr(m, "bias", None) is not None
-    return f"{name or '<model>'}: {type(m).__name__}(in={W.shape[1]}, out={W.shape[0]}, bias={bias})"
-
-
-def _last_head_in(name: str, m: nn.Module) -> tuple[str, nn.Module] | None:
-    """``m`` itself if it is a Linear / fixed-ETF head, else the last such module inside it (VGG-style
-    ``classifier = Sequential(..., Linear)``)."""
-    if _is_head_like(m):
-        return name, m
-    found = [(f"{name}.{n}" if name else n, c) for n, c in m.named_modules() if n and _is_head_like(c)]
-    return found[-1] if found else None
-
-
-def find_head(model: nn.Module, head: str | nn.Module | None = None, *, num_classes: int | None = None,
-              exact_classes: bool = True, probe: Callable[[], Any] | None = None) -> tuple[str, nn.Module]:
-    """``(dotted name, module)`` of the classifier head of ``model`` (DDP/compile wrappers are unwrapped).
-
-    ``head``: a module of ``model`` or its dotted name (``"fc"``, ``"classifier"``, ``"head"``); a container
-    stands for the last ``nn.Linear`` / ``FixedETFHead`` inside it. ``None``: automatic — the candidates are
-    every ``nn.Linear`` and ``FixedETFHead``, narrowed to ``out_features == num_classes`` when it is known
-    (``>=`` with ``exact_classes=False``: K inferred from labels, which may miss classes); if several remain,
-    ``probe()`` (one forward pass on a sample batch) keeps the one whose output *is* the model's output
-    (without a probe, the single one with ``out_features == num_classes``). Anything else raises
-    :class:`HeadNotFoundError` listing the candidates.
-    """
-    model = _unwrap(model)
-    named = list(model.named_modules())
-    if isinstance(head, nn.Module):
-        for n, m in named:
-            if m is head:
-                got = _last_head_in(n, m)
-                if got is None:
-                    break
-                return got
-        else:
-            raise HeadNotFoundError(f"the head module {type(head).__name__} is not a submodule of the model; "
-                                    "pass a module of the model you record (or its dotted name)")
-        raise HeadNotFoundError(f"head {type(head).__name__} contains no nn.Linear / FixedETFHead")
-    all_heads = [(n, m) for n, m in named if _is_head_like(m)]
-    listing = "; ".join(_describe(n, m) for n, m in all_heads) or "none"
-    if isinstance(head, str):
-        try:
-            m = model.get_submodule(head)
-        except AttributeError:
-            raise HeadNotFoundError(f"head={head!r}: the model has no submodule of that name; Linear layers "
-                                    f"present: {listing}") from None
-        got = _last_head_in(head, m)
-        if got is None:
-            raise HeadNotFoundError(f"head={head!r} ({type(m).__name__}) contains no nn.Linear / FixedETFHead; "
-                                    f"Linear layers present: {listing}")
-        return got
-    if head is not None:
-        raise HeadNotFoundError(f"head={head!r}: pass None (automatic), a dotted module name or the module")
-    if not all_heads:
-        raise HeadNotFoundError("the model has no nn.Linear (nor FixedETFHead) layer, so no linear classifier "
-                                "head to record; ncmargin needs logits = W h + b with a final linear layer")
-    cands = all_heads
-    if num_classes is not None:
-        # given: out_features == K; inferred from labels (a split may miss the last classes): >= K, and among
-        # several, those with == K
-        ok = (lambda k: k == num_classes) if exact_classes else (lambda k: k >= num_classes)
-        cands = [(n, m) for n, m in all_heads if ok(m.weight.shape[0])]
-        if not cands:
-            raise HeadNotFoundError(f"no nn.Linear with out_features {'=' if exact_classes else '>='} "
-                                    f"{num_classes} (the number of classes) in the model; Linear layers present: "
-                                    f"{listing}. Name the head: head='...'")
-        eq = [(n, m) for n, m in cands if m.weight.shape[0] == num_classes]
-        if len(cands) > 1 and len(eq) == 1 and probe is None:
-            return eq[0]
-    if len(cands) == 1:
-        return cands[0]
-    if probe is not None:
-        outs: dict[str, Any] = {}
-        hooks = [m.register_forward_hook(lambda mod, i, o, n=n: outs.__setitem__(n, o)) for n, m in cands]
-        try:
-            y = probe()
-        finally:
-            for h in hooks:
-                h.remove()
-        hit = [(n, m) for n, m in cands if n in outs and outs[n] is y]
-        if len(hit) == 1:
-            return hit[0]
-    raise HeadNotFoundError("ambiguous head: several layers could be the classifier ("
-                            + "; ".join(_describe(n, m) for n, m in cands)
-                            + ") and none of them alone produces the model's output; name it, e.g. head="
-                            + repr(cands[-1][0]))
-
-
-def _head_arrays(head: nn.Module) -> tuple[np.ndarray, np.ndarray | None]:
-    """W (K x d) and b (K or None) as float64: exact images of the stored parameters/buffer."""
-    W = head.weight.detach().to("cpu", torch.float64).numpy()
-    b = getattr(head, "bias", None)
-    return W, (None if b is None else b.detach().to("cpu", torch.float64).numpy())
-
-
-# ------------------------------------------------------------------------------------------------ data
-
-def _labels_of_dataset(ds) -> np.ndarray:
-    for attr in ("targets", "labels"):
-        t = getattr(ds, attr, None)
-        if t is not None:
-            return np.asarray(t.cpu() if isinstance(t, torch.Tensor) else t, dtype=np.int64)
-    if isinstance(ds, torch.utils.data.Subset):
-        return _labels_of_dataset(ds.dataset)[np.asarray(ds.indices)]
-    if isinstance(ds, torch.utils.data.TensorDataset):
-        return ds.tensors[1].cpu().numpy().astype(np.int64)
-    return np.asarray([int(ds[i][1]) for i in range(len(ds))], dtype=np.int64)  # loads every item once
-
-
-def capped_balanced_subsample(y: np.ndarray, n_per_class: int, seed: int) -> np.ndarray:
-    """Sorted indices of ``min(n_per_class, count_c)`` samples of every class c, drawn with
-    ``np.random.default_rng(seed)`` (classes in increasing order)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        out.append(idx if idx.size <= n_per_class else np.sort(rng.choice(idx, n_per_class, replace=False)))
-    return np.sort(np.concatenate(out)) if out else np.arange(0)
-
-
-class _Split:
-    """One evaluation split: tensors ``(X, y)`` or a DataLoader, restricted to ``indices`` (subsample),
-    then to this rank's contiguous shard. Iterating yields ``(x, y)`` batches in dataset order."""
-
-    def __init__(self, name: str, data, *, batch_size: int, subsample: int, seed: int, rank: int, world: int,
-                 unpack: Callable | None):
-        self.name, self.unpack, self.batch_size = name, unpack, batch_size
-        self.loader = None
-        if isinstance(data, torch.utils.data.DataLoader):
-            self.loader = data
-            ds = data.dataset
-            if isinstance(ds, torch.utils.data.IterableDataset):
-                if world > 1 or subsample:
-                    raise RecorderError(f"{name}: an IterableDataset cannot be sharded or subsampled by the "
-                                        "recorder; pass a map-style dataset (or tensors)")
-                self.n_total, self.labels_all, self.indices = None, None, None
-                return
-            n = len(ds)
-            self.labels_all = _labels_of_dataset(ds) if subsample else None
-        elif isinstance(data, (tuple, list)) and len(data) == 2:
-            X, y = data
-            X = torch.as_tensor(X) if not isinstance(X, torch.Tensor) else X
-            y = torch.as_tensor(y) if not isinstance(y, torch.Tensor) else y
-            if X.shape[0] != y.shape[0] or y.ndim != 1:
-                raise RecorderError(f"{name}=(X, y): need X (N, ...) and y (N,) with the same N, got "
-                                    f"{tuple(X.shape)} and {tuple(y.shape)}")
-            if y.dtype.is_floating_point or y.dtype == torch.bool:
-                raise RecorderError(f"{name}: labels must be integers 0..K-1, got dtype {y.dtype}")
-            self.X, self.y = X, y.long()
-            n = X.shape[0]
-            self.labels_all = self.y.cpu().numpy()
-        else:
-            raise RecorderError(f"{name}: pass a torch DataLoader or a tuple (X, y) of tensors/arrays, got "
-                                f"{type(data).__name__}")
-        idx = np.arange(n)
-        if subsample:
-            idx = capped_balanced_subsample(self.labels_all, int(subsample), seed)
-        self.n_total = int(idx.size)
-        self.indices = np.array_split(idx, world)[rank] if world > 1 else idx
-
-    def known_labels(self) -> np.ndarray | None:
-        return None if self.labels_all is None else self.labels_all[self.indices]
-
-    def batches(self, growing: bool = False) -> Iterable:
-        """``growing``: (tensor data) batch sizes 32, 64, ... up to the batch size, so that an early-exit
-        scan that stops in its first batch costs little."""
-        if self.loader is None:
-            i, bs = 0, min(32, self.batch_size) if growing else self.batch_size
-            while i < self.indices.size:
-                sel = self.indices[i:i + bs]
-                i += bs
-                bs = min(2 * bs, self.batch_size)
-                if sel.size == sel[-1] - sel[0] + 1:  # contiguous: a view, no copy
-                    yield self.X[int(sel[0]):int(sel[-1]) + 1], self.y[int(sel[0]):int(sel[-1]) + 1]
-                else:
-                    t = torch.from_numpy(sel)
-                    yield self.X[t], self.y[t]
-            return
-        L = self.loader
-        if self.indices is None:
-            it = L
-        elif (self.indices.size == len(L.dataset) and isinstance(L.sampler, torch.utils.data.SequentialSampler)
-              and L.batch_sampler is not None and not L.drop_last):
-            it = L  # already sequential over the whole dataset
-        else:
-            it = torch.utils.data.DataLoader(
-                torch.utils.data.Subset(L.dataset, self.indices.tolist()),
-                batch_size=L.batch_size or self.batch_size, shuffle=False, drop_last=False,
-                num_workers=L.num_workers, collate_fn=L.collate_fn, pin_memory=L.pin_memory)
-        for batch in it:
-            if self.unpack is not None:
-                x, y = self.unpack(batch)
-            elif isinstance(batch, (tuple, list)) and len(batch) >= 2:
-                x, y = batch[0], batch[1]
-            else:
-                raise RecorderError(f"{self.name}: a batch is a {type(batch).__name__}, not (inputs, labels); "
-                                    "pass unpack=lambda batch: (inputs, labels)")
-            yield x, torch.as_tensor(y).long()
-
-
-# ------------------------------------------------------------------------------------------------ dist
-
-def _dist():
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist, dist.get_rank(), dist.get_world_size()
-    return None, 0, 1
-
-
-def _comm_device(dist) -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" \
-        else torch.device("cpu")
 
 
 # ------------------------------------------------------------------------------------------------ recorder
@@ -334,11 +113,11 @@ class Recorder:
                  amp: bool | torch.dtype = False, device: str | torch.device | None = None,
                  eval_batch_size: int = 1024, num_classes: int | None = None, check_onset: bool = True,
                  save_model: bool = True, spectral: bool = False, unpack: Callable | None = None, model_factory: str | None = None):
-        self.dist, self.rank, self.world = _dist()
+        self.dist, self.rank, self.world = dist_info()
         self.main = self.rank == 0
         self.out_dir = Path(out_dir)
         self.model = model
-        self.net = _unwrap(model)
+        self.net = unwrap_model(model)
         p = next(self.net.parameters(), None)
         if device is None:
             device = p.device if p is not None else torch.device("cpu")
@@ -359,9 +138,8 @@ class Recorder:
                 if self.epochs is None:
                     raise RecorderError("schedule='log' needs epochs= (the planned number of epochs) to place "
                                         "the log-spaced checkpoints; or pass schedule=[...] / 'every'")
-                from .train import checkpoint_epochs
-
-                self.schedule: set[int] | None = set(checkpoint_epochs(self.epochs, int(num_checkpoints)))
+                # the trainer's checkpoint schedule (ncmargin.empirical.train.checkpoint_epochs)
+                self.schedule: set[int] | None = set(log_spaced(self.epochs, int(num_checkpoints)))
             elif schedule == "every":
                 self.schedule = None
             else:
@@ -376,9 +154,9 @@ class Recorder:
         if test is None:
             raise RecorderError("test= is required: claim 2 and the analysis compare with the test error; pass "
                                 "a held-out split as (X, y) or a DataLoader (without augmentation)")
-        self.train = _Split("train", train, batch_size=eval_batch_size, subsample=self.subsample,
+        self.train = EvalSplit("train", train, batch_size=eval_batch_size, subsample=self.subsample,
                             seed=self.subsample_seed, rank=self.rank, world=self.world, unpack=unpack)
-        self.test = _Split("test", test, batch_size=eval_batch_size, subsample=0, seed=0, rank=self.rank,
+        self.test = EvalSplit("test", test, batch_size=eval_batch_size, subsample=0, seed=0, rank=self.rank,
                            world=self.world, unpack=unpack)
         exact = num_classes is not None
         if num_classes is None and self.train.labels_all is not None:
@@ -402,10 +180,10 @@ class Recorder:
         self.stats = {"onset_checks": 0, "ended_on_hard": 0, "scan_samples": 0, "check_seconds": 0.0,
                       "seconds": 0.0}  # seconds: all time spent inside epoch_end/close
         if self.main:
-            if (self.out_dir / "log.jsonl").exists() or (self.out_dir / "config.json").exists():
+            if (self.out_dir / LOG_FILE).exists() or (self.out_dir / CONFIG_FILE).exists():
                 raise RecorderError(f"{self.out_dir} already holds a run; pass another out_dir (recorded runs "
                                     "are not resumed: start a new directory)")
-            (self.out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            checkpoint_file(self.out_dir, 0).parent.mkdir(parents=True, exist_ok=True)
             self._write_config()
 
     # -------------------------------------------------------------------------------------- public
@@ -463,83 +241,25 @@ class Recorder:
     # -------------------------------------------------------------------------------------- evaluation
     def _probe(self):
         for x, _ in self.train.batches():
-            with self._eval_mode():
+            with eval_mode(self.net, device=self.device, amp=self.amp):
                 return self.net(x[:2].to(self.device))
         return None
 
-    @contextlib.contextmanager
-    def _eval_mode(self):
-        modes = [(m, m.training) for m in self.net.modules()]
-        self.net.eval()
-        try:
-            with torch.no_grad(), (torch.autocast(device_type=self.device.type, dtype=self.amp)
-                                   if self.amp is not None else contextlib.nullcontext()):
-                yield
-        finally:
-            for m, t in modes:
-                m.training = t
-
-    def _features(self, x: torch.Tensor, got: list) -> np.ndarray:
-        """Head input for one batch (the hook appends to ``got``), float32 numpy."""
-        got.clear()
-        self.net(x.to(self.device, non_blocking=True))
-        if len(got) != 1:
-            raise RecorderError(f"the head {self.head_name!r} ran {len(got)} times in one forward pass; name "
-                                "the final classifier layer with head=")
-        h = got[0].detach()
-        if h.ndim != 2:
-            raise RecorderError(f"the head {self.head_name!r} received input of shape {tuple(h.shape)}; the "
-                                "recorder needs (batch, d) features")
-        return h.float().cpu().numpy()
-
-    @staticmethod
-    def _wrong(h: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-        """Misclassified rows: argmax of the float64 logits ``H W^T + b`` (ties to the lowest index) != y."""
-        Z = h.astype(np.float64) @ W.T
-        if b is not None:
-            Z += b
-        return Z.argmax(1) != y
-
-    def _forward_split(self, split: _Split, W: np.ndarray, b: np.ndarray | None, stop_on_error: bool,
-                       input_stats: bool = False):
-        """This rank's shard of ``split``: (H float32 (n, d), y int64 (n,)), or None when ``stop_on_error``
-        and a sample is misclassified. For the train split, the shard positions of misclassified samples
-        seen are kept in ``self._hard`` (checked first by the next onset scan)."""
-        got: list[torch.Tensor] = []
-        hook = self.head.register_forward_hook(lambda m, inp, out: got.append(inp[0]))
-        feats, labels, hard = [], [], []
-        sq, n_in, shape, pos = 0.0, 0, None, 0
-        try:
-            with self._eval_mode():
-                for x, y in split.batches(growing=stop_on_error):
-                    h = self._features(x, got)
-                    yy = y.cpu().numpy().astype(np.int64)
-                    if split is self.train:
-                        wrong = self._wrong(h, yy, W, b)
-                        hard.append(pos + np.flatnonzero(wrong))
-                        if stop_on_error and wrong.any():
-                            self.stats["scan_samples"] += yy.size
-                            self._hard = np.concatenate(hard)
-                            return None
-                    pos += yy.size
-                    if stop_on_error:
-                        self.stats["scan_samples"] += yy.size
-                    if input_stats:
-                        xf = x.detach().to(torch.float64)
-                        sq += float((xf * xf).sum())
-                        n_in += int(xf.shape[0])
-                        shape = list(xf.shape[1:])
-                    feats.append(h)
-                    labels.append(yy)
-        finally:
-            hook.remove()
-        if split is self.train:
-            self._hard = np.concatenate(hard) if hard else np.zeros(0, np.int64)
+    def _evaluate(self, split: EvalSplit, W, b, *, stop_on_error: bool = False, input_stats: bool = False):
+        """This rank's shard of ``split`` (ncmargin.empirical.evaluation.evaluate_split): (H, y), or None
+        when ``stop_on_error`` and a sample is misclassified. For the train split the shard positions of
+        misclassified samples are kept in ``self._hard`` (checked first by the next onset scan)."""
+        is_train = split is self.train
+        r = evaluate_split(self.net, self.head, split, device=self.device, amp=self.amp,
+                           W=W if is_train else None, b=b, stop_on_error=stop_on_error, input_stats=input_stats,
+                           head_name=self.head_name)
+        if stop_on_error:
+            self.stats["scan_samples"] += r.scanned
+        if is_train:
+            self._hard = r.wrong
         if input_stats:
-            self._input_stats = {"n": n_in, "sq": sq, "shape": shape}
-        if not feats:
-            return np.zeros((0, W.shape[1]), np.float32), np.zeros(0, np.int64)
-        return np.concatenate(feats), np.concatenate(labels)
+            self._input_stats = r.input_stats
+        return None if r.H is None else (r.H, r.y)
 
     def _hard_still_wrong(self, W, b) -> bool:
         """Whether a train sample misclassified at the previous scan/evaluation still is (one small batch,
@@ -556,48 +276,27 @@ class Recorder:
         else:
             batch = sp.loader.collate_fn([sp.loader.dataset[int(i)] for i in idx])
             x, y = sp.unpack(batch) if sp.unpack is not None else (batch[0], batch[1])
-        got: list[torch.Tensor] = []
-        hook = self.head.register_forward_hook(lambda m, inp, out: got.append(inp[0]))
-        try:
-            with self._eval_mode():
-                h = self._features(x, got)
-        finally:
-            hook.remove()
-        wrong = self._wrong(h, torch.as_tensor(y).cpu().numpy().astype(np.int64), W, b)
-        if wrong.any():
-            self._hard = pos[wrong]
+        part = EvalSplit("hard", (x, torch.as_tensor(y)), batch_size=len(idx), subsample=0, seed=0, rank=0,
+                         world=1, unpack=None)
+        r = evaluate_split(self.net, self.head, part, device=self.device, amp=self.amp, W=W, b=b,
+                           head_name=self.head_name)
+        if r.wrong.size:
+            self._hard = pos[r.wrong]
             return True
         return False
-
-    def _gather(self, part):
-        """Concatenate the ranks' shards on rank 0 in rank order (= dataset order); None elsewhere."""
-        if self.dist is None:
-            return part
-        out = [None] * self.world if self.main else None
-        self.dist.gather_object(part, out, dst=0)
-        if not self.main:
-            return None
-        return np.concatenate([p[0] for p in out]), np.concatenate([p[1] for p in out])
-
-    def _all_ok(self, ok: bool) -> bool:
-        if self.dist is None:
-            return ok
-        t = torch.tensor([1 if ok else 0], device=_comm_device(self.dist))
-        self.dist.all_reduce(t, op=self.dist.ReduceOp.MIN)
-        return bool(t.item())
 
     def _onset_scan(self):
         """Early-exit scan of the train shard: its (H, y) when every sample of every rank is classified
         correctly (then the onset is this epoch), else None."""
         t0 = time.perf_counter()
-        W, b = _head_arrays(self.head)
+        W, b = head_weights(self.head)
         self.stats["onset_checks"] += 1
         if self._hard_still_wrong(W, b):
             self.stats["ended_on_hard"] += 1
             part = None
         else:
-            part = self._forward_split(self.train, W, b, stop_on_error=True)
-        ok = self._all_ok(part is not None)
+            part = self._evaluate(self.train, W, b, stop_on_error=True)
+        ok = all_ranks_ok(part is not None, self.dist)
         self.stats["check_seconds"] += time.perf_counter() - t0
         return part if ok else None
 
@@ -605,30 +304,26 @@ class Recorder:
         from .train import LOG_KEYS, epoch_metrics
 
         t0 = time.perf_counter()
-        W, b = _head_arrays(self.head)
+        W, b = head_weights(self.head)
         need_stats = self._input_stats is None
         tr = train_pre if (train_pre is not None and not need_stats) else \
-            self._forward_split(self.train, W, b, False, input_stats=need_stats)
-        te = self._forward_split(self.test, W, b, False) if self.test is not None else None
-        tr = self._gather(tr)
-        te = self._gather(te) if te is not None else None
-        if need_stats and self.dist is not None:
-            stats = [None] * self.world if self.main else None
-            self.dist.gather_object(self._input_stats, stats, dst=0)
+            self._evaluate(self.train, W, b, input_stats=need_stats)
+        te = self._evaluate(self.test, W, b)
+        g = {"main": self.main, "world": self.world}
+        tr, te = gather_shards(tr, self.dist, **g), gather_shards(te, self.dist, **g)
+        if need_stats:  # every rank keeps stats (not None), so all ranks take this branch only once
+            total = gather_input_stats(self._input_stats, self.dist, **g)
             if self.main:
-                self._input_stats = {"n": sum(s["n"] for s in stats), "sq": sum(s["sq"] for s in stats),
-                                     "shape": next((s["shape"] for s in stats if s["shape"]), None)}
+                self._input_stats = total
         rec = None
         if self.main:
             H_tr, y_tr = tr
-            H_te, y_te = te if te is not None else (H_tr, y_tr)  # metrics need a test split; nulled below
+            H_te, y_te = te
             for nm, yv in (("train", y_tr), ("test", y_te)):
                 if yv.size and (yv.min() < 0 or yv.max() >= self.K):
                     raise RecorderError(f"{nm} labels must lie in 0..{self.K - 1} (the head has {self.K} "
                                         f"outputs), got {int(yv.min())}..{int(yv.max())}")
             m = epoch_metrics(H_tr, y_tr, H_te, y_te, W, b)
-            if te is None:
-                m["test_acc"] = m["test_loss"] = None
             if self.onset is None and m["train_acc"] == 1.0:
                 self.onset = epoch
             rec = {"epoch": epoch, **m, "lr": scalars.pop("lr", None),
@@ -637,10 +332,8 @@ class Recorder:
             rec = {k: rec.get(k) for k in LOG_KEYS}
             rec.update(scalars)
             rec = to_jsonable(rec)
-            if te is None:
-                H_te, y_te = np.zeros((0, H_tr.shape[1]), np.float32), np.zeros(0, np.int64)
             self._save_checkpoint(epoch, H_tr, y_tr, H_te, y_te, W, b)
-            self._append_log(rec)
+            append_log(self.out_dir, rec)
             if epoch not in self.recorded:
                 self.recorded.append(epoch)
             if len(self.recorded) == 1:
@@ -656,57 +349,36 @@ class Recorder:
 
     # -------------------------------------------------------------------------------------- writing
     def _save_checkpoint(self, epoch, H_tr, y_tr, H_te, y_te, W, b) -> None:
-        ck = self.out_dir / "checkpoints"
         extra = {} if b is None else {"bias": b}
-        atomic_save_npz(ck / f"epoch_{epoch:04d}.npz", features=H_tr, labels=y_tr, split=np.asarray("train"),
+        atomic_save_npz(checkpoint_file(self.out_dir, epoch), features=H_tr, labels=y_tr, split=np.asarray("train"),
                         test_features=H_te, test_labels=y_te, classifier=W, epoch=np.asarray(epoch),
                         onset_epoch=np.asarray(-1 if self.onset is None else self.onset), **extra)
         if self.save_model:
-            with atomic_path(ck / f"model_{epoch:04d}.pt") as tmp:
+            with atomic_path(model_path(self.out_dir, epoch)) as tmp:
                 torch.save({k: v.detach().cpu() for k, v in self.net.state_dict().items()}, tmp)
         if self.spectral:
-            atomic_write_json(ck / f"complexity_{epoch:04d}.json", {"epoch": epoch, **self._complexity()})
+            atomic_write_json(complexity_path(self.out_dir, epoch), {"epoch": epoch, **self._complexity()})
 
     def _complexity(self) -> dict:
         """``network_spectral_complexity`` of the network now (Bartlett et al. 2017; docs/theory.md §5),
         from the train inputs' N and ||X||_F collected during evaluation, or ``{"error": ...}``."""
-        from .complexity import network_spectral_complexity
-
-        st = self._input_stats
+        st = self._input_stats or {}
         try:
-            if not st or not st["n"] or not st["shape"]:
-                raise RecorderError("no train inputs were seen")
-            xF = float(np.sqrt(st["sq"]))
-            # R_A depends on the weights only; ||X||_F and N enter through rademacher = ||X||_F R_A / N, so a
-            # one-row stand-in with the same Frobenius norm gives R_A and we rescale rademacher by N.
-            x1 = torch.zeros((1, *st["shape"]), dtype=torch.float64)
-            x1.view(-1)[0] = xF
-            sc = network_spectral_complexity(self.net, x1, input_shape=tuple(st["shape"]))
-            sc.update(N=int(st["n"]), input_norm_F=xF, rademacher=xF * sc["R_A"] / int(st["n"]))
-            return sc
+            return spectral_from_input_stats(self.net, input_norm_F=float(np.sqrt(st.get("sq", 0.0))),
+                                             n=st.get("n"), input_shape=st.get("shape"))
         except (ValueError, RuntimeError) as exc:
             return {"error": f"spectral complexity failed: {type(exc).__name__}: {exc}"}
 
-    def _append_log(self, rec: dict) -> None:
-        with open(self.out_dir / "log.jsonl", "a") as fh:
-            fh.write(json.dumps(rec, allow_nan=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
     def _write_summary(self, complete: bool) -> None:
-        ckpts = sorted(int(p.stem.split("_")[1]) for p in (self.out_dir / "checkpoints").glob("epoch_*.npz"))
-        atomic_write_json(self.out_dir / "summary.json", {
-            "onset_epoch": self.onset, "last_epoch": self.last_epoch, "state_epoch": None,
-            "epochs": self.epochs if self.epochs is not None else self.last_epoch,
-            "complete": bool(complete), "checkpoints": ckpts, "source": "recorder"})
+        write_summary(self.out_dir, onset_epoch=self.onset, last_epoch=self.last_epoch,
+                      epochs=self.epochs if self.epochs is not None else self.last_epoch, complete=bool(complete),
+                      resumable=False, source="recorder")
 
     def _write_config(self) -> None:
-        from .train import LOG_KEYS, _git_commit, _versions  # provenance helpers shared with the trainer
+        from .train import LOG_KEYS
 
-        prev = None
-        cp = self.out_dir / "config.json"
-        if cp.is_file():
-            prev = json.loads(cp.read_text())
+        cp = self.out_dir / CONFIG_FILE
+        prev = read_meta(self.out_dir) if cp.is_file() else None
         d = self.net.state_dict()
         n_params = sum(p.numel() for p in self.net.parameters())
         W = self.head.weight
@@ -722,8 +394,8 @@ class Recorder:
         meta = {
             "config": to_jsonable(self.metadata), "seed": self.metadata.get("seed"),
             "created": prev["created"] if prev else datetime.datetime.now(_UTC).isoformat(timespec="seconds"),
-            "versions": _versions(), "git_commit": self.metadata.get("git_commit"),
-            "ncmargin_git_commit": _git_commit(),
+            "versions": versions(), "git_commit": self.metadata.get("git_commit"),
+            "ncmargin_git_commit": git_commit(),
             "device": dev, "world_size": self.world, "num_threads": torch.get_num_threads(),
             "data": data, "num_classes": self.K,
             "model": {"class": type(self.net).__name__, "feature_dim": int(W.shape[1]),
@@ -738,7 +410,7 @@ class Recorder:
                          "eval_batch_size": self.train.batch_size, "save_model": self.save_model,
                          "spectral": self.spectral},
         }
-        if _is_etf(self.head):
+        if is_etf_head(self.head):
             meta["model"]["etf"] = {"perm": self.head.perm, "rotation_seed": self.head.rotation_seed,
                                     "scale": self.head.scale}
         atomic_write_json(cp, meta)

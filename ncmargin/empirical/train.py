@@ -66,6 +66,7 @@ from ncmargin.store import (
 
 from .config import TrainConfig, load_config
 from .data import load_dataset
+from .evaluation import EvalSplit, dist_info, evaluate_split, gather_shards
 from .losses import stable_cross_entropy
 from .models import build_model, head_arrays
 from .resume_state import load_resume_state, save_resume_state
@@ -388,10 +389,21 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         }
         atomic_write_json(run_dir / CONFIG_FILE, meta)
 
-    def evaluate(epoch: int, lr: float, batch_loss, seconds: float) -> dict:
+    # the Recorder's evaluation path (ncmargin.empirical.evaluation): every rank evaluates its shard of
+    # the data (head input by a forward hook = model.features), gathered to rank 0 in dataset order
+    dist_mod = dist_info()[0]
+    splits = [EvalSplit(nm, xy, batch_size=cfg.eval_batch_size, subsample=0, seed=0, rank=rank, world=world,
+                        unpack=None) for nm, xy in (("train", (data.x_train, data.y_train)),
+                                                    ("test", (data.x_test, data.y_test)))]
+
+    def evaluate(epoch: int, lr: float, batch_loss, seconds: float):
+        """Collective: every rank calls it; rank 0 gets ``(log line, arrays)``, the others None."""
         t0 = time.perf_counter()
-        H_tr = extract_features(model, data.x_train, cfg.eval_batch_size, chl)
-        H_te = extract_features(model, data.x_test, cfg.eval_batch_size, chl)
+        H_tr, H_te = (gather_shards((r.H, r.y), dist_mod, main=main, world=world) for r in
+                      (evaluate_split(model, model.head, sp, device=device, channels_last=chl) for sp in splits))
+        if not main:
+            return None, None
+        H_tr, H_te = H_tr[0], H_te[0]
         W, b = head_arrays(model)
         m = epoch_metrics(H_tr, data.y_train.cpu().numpy(), H_te, data.y_test.cpu().numpy(), W, b)
         rec = {"epoch": epoch, **m, "lr": lr, "batch_loss": batch_loss, "terminal_phase": False,
@@ -422,8 +434,8 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
             dist.barrier()
 
     if state is None:
+        rec, arrays = evaluate(0, lr_at(cfg, 1), None, 0.0)
         if main:
-            rec, arrays = evaluate(0, lr_at(cfg, 1), None, 0.0)
             if reached_full_accuracy(rec["train_acc"]):
                 onset = 0
                 rec["terminal_phase"] = True
@@ -454,8 +466,8 @@ def _train(cfg: TrainConfig, run_dir: Path, state, stop_after) -> Path:
         if cuda:
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
+        rec, arrays = evaluate(epoch, lr, batch_loss, seconds)
         if main:
-            rec, arrays = evaluate(epoch, lr, batch_loss, seconds)
             new_onset = onset is None and reached_full_accuracy(rec["train_acc"])
             if new_onset:
                 onset = epoch

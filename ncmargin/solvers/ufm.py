@@ -1,4 +1,4 @@
-"""The unconstrained-feature-model SVM as a convex nuclear-norm program (THEORY.md §3(b)).
+"""The unconstrained-feature-model SVM as a convex nuclear-norm program (docs/theory.md §3).
 
     (UFM-SVM)  minimize ½(||W||_F² + ||H||_F²)  s.t. (w_{y_i} - w_k)·h_i ≥ 1   (non-convex in W, H)
 
@@ -8,8 +8,8 @@ Recht, Fazel & Parrilo 2010, Lemma 5.1),
     (NUC)      minimize ||Z||_*  s.t.  Z[y_i, i] - Z[k, i] ≥ 1   ∀ i, k ≠ y_i,
 
 and an optimal Z = A S Bᵀ (thin SVD) factors back into W = A S^½ (K x r), H = B S^½ (N x r)
-(THEORY.md §3(b)). For balanced classes (n per class) the optimum is (K-1)·sqrt(n) [derived in THEORY
-§3(b): attained by the simplex-ETF solution].
+(docs/theory.md §3). For balanced classes (n per class) the optimum is (K-1)·sqrt(n) [derived in docs/theory.md
+§3: attained by the simplex-ETF solution].
 
 Certificate [our form]: Lagrange dual of (NUC) is maximize 1ᵀλ s.t. ||A*(λ)||_2 ≤ 1, λ ≥ 0, with
 A*(λ) = Σ λ_ik (e_{y_i} - e_k) e_iᵀ (K x N) and ||·||_2 the spectral norm. From cvxpy's multipliers λ ≥ 0,
@@ -36,6 +36,8 @@ import scipy.sparse as sp
 
 from ncmargin.theory.checks import check_labels
 
+from .status import Status
+
 __all__ = ["UFMSolution", "ufm_svm"]
 
 
@@ -51,7 +53,8 @@ class UFMSolution:
 
     @property
     def status(self) -> str:
-        return self.certificate.get("status", "unknown")
+        """A Status value (plain str)."""
+        return Status(self.certificate.get("status", Status.FAILED)).value
 
 
 def _selector(y, K):
@@ -159,6 +162,6 @@ def ufm_svm(y, d: int | None = None, *, K: int | None = None, solver: str = "CLA
         closed = (K - 1) * np.sqrt(counts[0])
         cert["closed_form"] = float(closed)
         cert["closed_form_rel_error"] = abs(nuc - closed) / closed
-    cert["status"] = "optimal" if (eps <= tol and gap <= gap_tol) else "inaccurate"
+    cert["status"] = (Status.OPTIMAL if (eps <= tol and gap <= gap_tol) else Status.INACCURATE).value
     cert["seconds"] = time.perf_counter() - t0
     return UFMSolution(W=W, H=Hf, Z=Zv, objective=nuc, certificate=cert)

@@ -30,7 +30,8 @@ from ncmargin.io import FeatureSet, atomic_write_json, atomic_write_text, load_f
 __all__ = [
     "ANALYSIS_FILE", "CHECKPOINT_DIR", "CONFIG_FILE", "LOG_FILE", "STATUS_FILE", "STATUS_SCHEMA", "SUMMARY_FILE",
     "Checkpoint", "LogError", "Run", "RunFailedError",
-    "append_log", "check_not_failed", "checkpoint_file", "checkpoint_path", "is_run_dir", "list_checkpoints",
+    "append_log", "check_not_failed", "checkpoint_file", "checkpoint_path", "complexity_path", "is_run_dir",
+    "list_checkpoints",
     "load_checkpoint", "load_run", "log_path", "mark_failed", "model_path", "onset_epoch", "reached_full_accuracy",
     "read_log", "read_meta", "read_status", "read_summary", "read_train_config", "rewrite_log", "run_status",
     "state_path", "terminal_onset", "write_summary",
@@ -70,6 +71,11 @@ def checkpoint_file(run_dir: str | os.PathLike, epoch: int) -> Path:
 
 def model_path(run_dir: str | os.PathLike, epoch: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"model_{int(epoch):04d}.pt"
+
+
+def complexity_path(run_dir: str | os.PathLike, epoch: int) -> Path:
+    """The whole-network spectral complexity stored by a recorder at ``epoch`` (docs/recorder.md)."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"complexity_{int(epoch):04d}.json"
 
 
 def state_path(run_dir: str | os.PathLike) -> Path:
@@ -243,10 +249,15 @@ def read_summary(run_dir: str | os.PathLike) -> dict:
 
 
 def write_summary(run_dir: str | os.PathLike, *, onset_epoch: int | None, last_epoch: int, epochs: int,
-                  complete: bool) -> None:
-    atomic_write_json(Path(run_dir) / SUMMARY_FILE, {
-        "onset_epoch": onset_epoch, "last_epoch": last_epoch, "epochs": epochs, "complete": complete,
-        "checkpoints": [c.epoch for c in list_checkpoints(run_dir)], "state_epoch": last_epoch})
+                  complete: bool, resumable: bool = True, source: str | None = None) -> None:
+    """``RUN/summary.json``. ``resumable=False`` (recorded runs: no resume state) stores ``state_epoch``
+    null; ``source`` (e.g. ``"recorder"``) names what wrote the run."""
+    doc = {"onset_epoch": onset_epoch, "last_epoch": last_epoch, "epochs": epochs, "complete": complete,
+           "checkpoints": [c.epoch for c in list_checkpoints(run_dir)],
+           "state_epoch": last_epoch if resumable else None}
+    if source is not None:
+        doc["source"] = source
+    atomic_write_json(Path(run_dir) / SUMMARY_FILE, doc)
 
 
 def read_status(run_dir: str | os.PathLike) -> dict | None:

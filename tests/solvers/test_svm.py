@@ -1,4 +1,4 @@
-"""Tests of ncmargin.solvers.multiclass_svm (THEORY.md §3(a)); tolerances: the certificate thresholds
+"""Tests of ncmargin.solvers.multiclass_svm (docs/theory.md §3); tolerances: the certificate thresholds
 (max violation 1e-8, relative gap 1e-6) and float64 rounding."""
 
 import numpy as np
@@ -51,7 +51,10 @@ def test_working_set_matches_cvxpy(bias, seed):
         assert ws.b is None
     # working set is much smaller than the N(K-1) constraints, support matches the reference
     assert ws.working_set_size < 300 * 3
-    assert set(ws.support.tolist()) == set(ref.support.tolist())
+    # the interior-point reference leaves multipliers ~1e-9 of the largest on inactive pairs (measured:
+    # 1.9e-10 on a pair with margin 1.001), so its support is read at 1e-6 of the largest multiplier
+    ref_sup = np.unique(ref.support_pairs[ref.alpha > 1e-6 * ref.alpha.max(), 0])
+    assert set(ws.support.tolist()) == set(ref_sup.tolist())
 
 
 def test_soft_margin_matches_cvxpy_and_sklearn():
@@ -139,7 +142,7 @@ def test_summary_json_roundtrip():
 
     H, y = separable(60, 4, 3)
     sol = multiclass_svm(H, y, bias=True)
-    out = json.loads(sol.to_json())
+    out = json.loads(json.dumps(sol.to_dict(), allow_nan=False))
     for key in ("W", "b", "objective", "margin", "duality_gap", "max_violation", "n_support", "status",
                 "seconds", "kkt_residual", "p_min"):
         assert key in out

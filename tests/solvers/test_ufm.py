@@ -1,4 +1,4 @@
-"""Tests of ncmargin.solvers.ufm_svm (THEORY.md §3(b)): balanced optimum (K-1)·sqrt(n), ETF factors."""
+"""Tests of ncmargin.solvers.ufm_svm (docs/theory.md §3): balanced optimum (K-1)·sqrt(n), ETF factors."""
 
 import numpy as np
 import pytest

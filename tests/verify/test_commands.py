@@ -41,7 +41,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_verify_command_prints_verdicts(tmp_path, capsys, monkeypatch):
-    from ncmargin import pipeline as V
+    from ncmargin.pipeline import core as V
 
     preset = tmp_path / "p.json"
     preset.write_text(json.dumps({k: v for k, v in PRESET.items() if k != "claim1a"}))

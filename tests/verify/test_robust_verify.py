@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from ncmargin import pipeline as V
+from ncmargin.pipeline import core as V
 from ncmargin.cli import main
 from ncmargin.runlock import RunLock
 from ncmargin.store import mark_failed

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ncmargin import pipeline as V
+from ncmargin.pipeline import core as V
 from ncmargin.empirical.claims import Claim, make_verdict, register, unregister
 from ncmargin.pipeline import write_report
 

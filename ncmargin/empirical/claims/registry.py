@@ -16,7 +16,10 @@ A :class:`Claim` declares
   results only;
 - ``figures``: the names of the figures (ncmargin.figures) that show it (``<run>``: any run id);
 - optionally ``per_run(analysis, settings) -> [verdicts]`` and ``run_section(analysis) -> markdown``: the
-  claim judged on one analysed run alone (``ncmargin report RUN_DIR``).
+  claim judged on one analysed run alone (``ncmargin report RUN_DIR``);
+- ``external_runs``: whether ``ncmargin verify --runs DIR...`` judges it on run directories recorded
+  elsewhere (default: when ``per_run`` is given; the verdict ids carry the run's label through
+  ``analysis["run_id"]``).
 """
 
 from __future__ import annotations
@@ -44,8 +47,15 @@ class Claim:
     figures: tuple[str, ...] = ()
     per_run: Callable[[dict, dict | None], list[dict]] | None = None
     run_section: Callable[[dict], str] | None = None
+    # judged on any analysed run directory (``ncmargin verify --runs``: Recorder, extract, train runs);
+    # None = exactly when ``per_run`` is given
+    external_runs: bool | None = None
 
     def __post_init__(self):
+        if self.external_runs is None:
+            object.__setattr__(self, "external_runs", self.per_run is not None)
+        if self.external_runs and self.per_run is None:
+            raise TypeError(f"claim {self.id}: external_runs=True needs per_run(analysis, settings)")
         if not dataclasses.is_dataclass(self.Settings):
             raise TypeError(f"claim {self.id}: Settings must be a dataclass, got {self.Settings!r}")
         if not self.settings_key:

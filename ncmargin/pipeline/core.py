@@ -26,6 +26,7 @@ from ncmargin.empirical.pool import default_train, train_runs
 from ncmargin.io import atomic_write_text
 from ncmargin.runlock import RunLock
 from ncmargin.store import (
+    AnalysisOptions,
     Verdicts,
     check_keys,
     check_not_failed,
@@ -42,20 +43,12 @@ from ncmargin.store import (
 )
 from ncmargin.verdict_merge import merge_verdicts
 
-__all__ = ["SCHEMA", "AnalysisSettings", "VerifyContext", "list_verify_presets", "load_preset", "parse_claims",
-           "read_verdicts", "resolve_run_config", "verify", "write_report", "write_run_report", "write_verdicts"]
+__all__ = ["SCHEMA", "VerifyContext", "list_verify_presets", "load_preset", "parse_claims",
+           "read_verdicts", "resolve_run_config", "verify", "write_report", "write_run_report",
+           "write_verdicts"]
 
 SCHEMA = Verdicts.SCHEMA
 PRESET_KEYS = ("name", "device", "jobs", "runs", "analysis", "claims")
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """Preset section ``analysis``: arguments of ncmargin.empirical.analysis.analyze_run."""
-    svm_tol: float = 1e-8
-    svm_epochs: Any = "terminal"
-    spectral: bool = True
-    delta: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -88,7 +81,7 @@ def check_preset(preset: dict) -> dict:
     settings, so that a mistyped key fails before anything trains. Returns ``{claim id: settings}``."""
     claims = all_claims()
     check_keys(preset, list(PRESET_KEYS) + [c.settings_key for c in claims], f"verify preset {preset.get('name')!r}")
-    check_numbers(settings_from(AnalysisSettings, preset.get("analysis"), "preset section 'analysis'"),
+    check_numbers(settings_from(AnalysisOptions, preset.get("analysis"), "preset section 'analysis'"),
                   "analysis")
     pname = preset.get("name")
     for name, spec in (preset.get("runs") or {}).items():
@@ -245,7 +238,7 @@ class VerifyContext:
         rd = self.ensure_runs([name])[name]
         check_not_failed(rd)  # RunFailedError: the reason and the fix (rm -r the run)
         t0 = time.perf_counter()
-        a = settings_from(AnalysisSettings, self.preset.get("analysis"), "preset section 'analysis'")
+        a = settings_from(AnalysisOptions, self.preset.get("analysis"), "preset section 'analysis'")
         res = analyze_run(rd, svm_tol=float(a.svm_tol), force=self.force_analysis, svm_epochs=a.svm_epochs,
                           spectral=bool(a.spectral), delta=float(a.delta), quiet=self.quiet)
         dt = time.perf_counter() - t0
