@@ -47,6 +47,10 @@ def test_claim_1c_on_constructed_runs(tmp_path, mode, expected):
     assert vs["1c.angle_trend"]["verdict"] == expected
     assert vs["1c.margin_ratio_trend"]["runs"] == [mode]
     assert (vs["1c.angle_trend"]["value"] < 0) == (expected == "pass")
+    # issue 14: the test-set resolution behind the trend is reported (not judged)
+    res = vs["1c.margin_ratio_trend"]["detail"]["resolution"]
+    assert res["resolution"] == pytest.approx(1 / res["n_test"]) and res["n_distinct"] >= 1 and res["on_grid"]
+    assert vs["1c.margin_ratio_trend"]["detail"]["n_distinct"] >= 3
 
 
 N_TEST = 200
