@@ -57,7 +57,6 @@ KNOWN_LARGE: set[str] = set()
 DYNAMIC_LOADERS = {
     ("ncmargin.cli", "ncmargin.commands"),                          # one module per subcommand
     ("ncmargin.empirical", "ncmargin.empirical"),                   # lazy attributes of the package
-    ("ncmargin.empirical.claims.registry", "ncmargin.empirical.claims"),  # claim discovery
 }
 # the shared loader of self-registering modules: it imports the modules of the package its caller passes,
 # and every caller must pass its own package (``__package__``), so it opens no door for anyone

@@ -15,13 +15,16 @@ from .record import F, Record, describe
 
 __all__ = [
     "VERDICT_VALUES",
+    "AlignmentPower",
     "Analysis",
     "AnalysisOptions",
     "AnalysisSettings",
     "CheckpointAnalysis",
+    "ErrorChange",
     "FigureEntry",
     "FiguresIndex",
     "FrozenComplexity",
+    "SeriesResolution",
     "SvmComparison",
     "Sweep",
     "SweepRun",
@@ -244,8 +247,8 @@ class Sweep(Record):
     data_fixed: dict[str, Any] | None = F("what stays fixed across seeds (the data split)", None)
     runs: list[SweepRun] = F("one entry per planned run")
     excluded: list[dict[str, Any]] = F("runs left out of the statistics, with the reason", list)
-    stats: dict[str, Any] = F("statistics (docs/theory.md §10): table, anova, permutation, verdict, "
-                              "predictor_correlations, ...", dict)
+    stats: dict[str, Any] = F("statistics (docs/theory.md §10, §13): table, anova, permutation, verdict, "
+                              "power (an AlignmentPower), predictor_correlations, ...", dict)
     concentration: dict[str, Any] | None = F("concentration check: {'fresh': [...], 'trained': [...], ...}", None)
     timings: dict[str, Any] = F("seconds per step", dict)
     run_status: dict[str, list[str]] | None = F("run names by 'trained', 'resumed', 'reused', 'failed'", None)
@@ -333,12 +336,94 @@ class FiguresIndex(Record):
     skipped: list[str] = F("figures not drawn, each with its reason", list)
 
 
+# ------------------------------------------------------------------------- power and resolution (issue 14)
+
+
+class AlignmentPower(Record):
+    """The claim-3 verdict with its power (ncmargin.theory.alignment_effect, docs/theory.md §13), in
+    ``sweep.json["stats"]["power"]`` and in ``detail["power"]`` of ``3.alignment_effect``; spreads in test
+    accuracy points."""
+
+    verdict: str = F("'effect', 'no_effect' or 'inconclusive' (mapped to pass, fail, inconclusive)")
+    reason: str = F("why, with the MDE when inconclusive")
+    design: list[int] = F("[A, S]: alignments x seeds of the complete table")
+    alpha: float = F("level of every test")
+    power: float = F("target power of the MDE")
+    sesoi: float = F("smallest effect of interest: SD sigma_alpha of the alignment effects (points)")
+    p_anova: Num = F("additive two-way ANOVA p of alignment (statsmodels)")
+    p_anova_seed: Num = F("the same for seed")
+    F_alignment: Num = F("F statistic of alignment")
+    df: list[int] = F("[A-1, (A-1)(S-1)]")
+    p_permutation: Num = F("within-seed permutation p (scipy.stats.permutation_test)")
+    permutation_method: str = F("exact enumeration or n random permutations")
+    omega2_alignment: Num = F("omega^2 of alignment")
+    omega2_seed: Num = F("omega^2 of seed")
+    sigma: Num = F("residual SD sqrt(MS_E), points")
+    effect_sd: Num = F("moment estimate of sigma_alpha, points")
+    alignment_means: list[Num] = F("mean test accuracy of each alignment, points")
+    range_of_means: Num = F("max - min of the alignment means, points")
+    mde: Num = F("minimum detectable sigma_alpha at alpha and power, points")
+    mde_f: Num = F("the MDE as Cohen's f")
+    mde_omega2: Num = F("the MDE as partial omega^2 = f^2/(1+f^2)")
+    mde_range_two: Num = F("max - min range at the MDE if two alignments differ: sqrt(2A) mde")
+    mde_range_half: Num = F("max - min range at the MDE, half the alignments up, half down: 2 mde")
+    equivalence_p: Num = F("p of the equivalence test H0: sigma_alpha >= sesoi")
+    equivalence_lambda: Num = F("noncentrality A S sesoi^2/sigma^2 at the equivalence boundary")
+    power_at_sesoi: Num = F("power of the F test for sigma_alpha = sesoi")
+    n_perm: int = F("permutations requested")
+
+
+class SeriesResolution(Record):
+    """A test-accuracy series against the test-set resolution (ncmargin.theory.series_resolution,
+    docs/theory.md §14): ``detail["resolution"]`` of the claim-1c and claim-2 trend verdicts."""
+
+    n: int = F("points in the series")
+    n_distinct: int = F("values more than half an image apart")
+    resolution: float = F("1/N_test")
+    n_test: int = F("N_test")
+    change: Num = F("last - first (fraction)")
+    change_images: int = F("the change in test images")
+    range: Num = F("max - min (fraction)")
+    range_images: int = F("the range in test images")
+    on_grid: bool = F("every value is a multiple of 1/N_test")
+    few_images: bool = F("range_images <= 2: a trend carried by one or two images")
+
+
+class ErrorChange(Record):
+    """Change of the test error over the terminal phase against resampling noise (ncmargin.theory.
+    bootstrap_error_change, docs/theory.md §14): ``detail["test_error_change"]`` of the claim-2 verdicts."""
+
+    start: int = F("index of the first checkpoint in the per-image correctness matrix")
+    end: int = F("index of the last")
+    n_test: int = F("N_test")
+    error_start: float = F("test error at the start")
+    error_end: float = F("test error at the end")
+    change: float = F("error_end - error_start")
+    change_images: int = F("the change in images (to_wrong - to_right)")
+    ci_low: Num = F("paired percentile bootstrap interval over test images, low")
+    ci_high: Num = F("the same, high")
+    level: float = F("confidence level")
+    n_boot: int = F("bootstrap resamples")
+    seed: int | None = F("bootstrap seed", None)
+    to_wrong: int = F("images right at the start and wrong at the end")
+    to_right: int = F("images wrong at the start and right at the end")
+    discordant: int = F("to_wrong + to_right")
+    p_mcnemar: Num = F("exact McNemar p of the same 2x2 table")
+    exceeds_noise: bool = F("interval excludes 0 and >= 3 discordant images")
+    verdict: str = F("'increase', 'decrease' or 'inconclusive'")
+    reason: str = F("why")
+    resolution: float = F("1/N_test")
+    checkpoints: list[int] = F("epochs of the terminal-phase checkpoints read (first, ..., last)", list)
+
+
 # ----------------------------------------------------------------------------------------- docs
 
 RESULT_RECORDS = (Analysis, Verdicts, Sweep, Claim1a, Claim1b, FiguresIndex)
+# nested records inside verdict details and sweep statistics (checked when written)
+DETAIL_RECORDS = (AlignmentPower, SeriesResolution, ErrorChange)
 
 
 def results_markdown() -> str:
-    """The generated part of docs/results.md: one section per result file."""
-    return "\n".join(describe(c) for c in RESULT_RECORDS)
+    """The generated part of docs/results.md: one section per result file, then the detail records."""
+    return "\n".join([describe(c) for c in RESULT_RECORDS] + [describe(c) for c in DETAIL_RECORDS])
 

@@ -47,36 +47,111 @@ def test_claim_1c_on_constructed_runs(tmp_path, mode, expected):
     assert vs["1c.angle_trend"]["verdict"] == expected
     assert vs["1c.margin_ratio_trend"]["runs"] == [mode]
     assert (vs["1c.angle_trend"]["value"] < 0) == (expected == "pass")
+    # issue 14: the test-set resolution behind the trend is reported (not judged)
+    res = vs["1c.margin_ratio_trend"]["detail"]["resolution"]
+    assert res["resolution"] == pytest.approx(1 / res["n_test"]) and res["n_distinct"] >= 1 and res["on_grid"]
+    assert vs["1c.margin_ratio_trend"]["detail"]["n_distinct"] >= 3
 
 
-def _analysis(bounds, test_err, nm=None, best=None):
+N_TEST = 200
+
+
+def _checkpoint(run_dir, epoch, wrong):
+    """A checkpoint whose test predictions are wrong exactly on the images ``wrong`` (K = 2, W = I)."""
+    from ncmargin.io import save_features
+    from ncmargin.store import checkpoint_file
+
+    y = np.arange(N_TEST) % 2
+    pred = y.copy()
+    pred[list(wrong)] = 1 - y[list(wrong)]
+    H = np.eye(2)[pred]
+    p = checkpoint_file(run_dir, epoch)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    save_features(p, H, y, classifier=np.eye(2), bias=np.zeros(2), split="train", test_features=H,
+                  test_labels=y)
+
+
+def _analysis(bounds, test_err, nm=None, best=None, run_dir=None):
+    """An analysis document; with ``run_dir`` also checkpoints whose per-image test errors are nested sets
+    (the images wrong at a smaller error are wrong at every larger one) of size round(error * N_TEST)."""
     rows = []
     for i, (b, e) in enumerate(zip(bounds, test_err)):
-        rows.append({"epoch": 10 * (i + 1), "terminal": True, "test_error": e, "gap": e, "p_min": 1.0 + i,
+        if run_dir is not None:
+            _checkpoint(run_dir, 10 * (i + 1), range(round(e * N_TEST)))
+        rows.append({"epoch": 10 * (i + 1), "terminal": True, "test_error": e, "test_acc": 1 - e,
+                     "num_test": N_TEST, "gap": e, "p_min": 1.0 + i,
                      "normalized_margin": (nm[i] if nm is not None else 0.1),
                      "bound": {"frozen": {"at_pmin": {"total": b}}, "last_layer": {"at_pmin": {"total": b},
                                "best": {"total": best if best is not None else b}},
                                "spectral": {"error": "model state not saved"}}})
-    return {"run_id": "r", "onset_epoch": 10, "checkpoints": rows}
+    return {"run_id": "r", "onset_epoch": 10, "checkpoints": rows,
+            **({"run_dir": str(run_dir)} if run_dir is not None else {})}
 
 
-def test_claim_2_trend_pass_fail_inconclusive():
+def test_claim_2_trend_pass_fail_inconclusive(tmp_path):
     b = [5.0, 4.0, 3.5, 3.0, 2.5, 2.0, 1.8]
     err = [0.10, 0.09, 0.08, 0.075, 0.07, 0.06, 0.05]
-    vs = by_id(verdicts_2(_analysis(b, err, nm=np.linspace(0.1, 0.2, 7)), {"alpha": 0.05}))
+    vs = by_id(verdicts_2(_analysis(b, err, nm=np.linspace(0.1, 0.2, 7), run_dir=tmp_path / "a"),
+                          {"alpha": 0.05, "n_boot": 1999}))
+    ch = vs["2.frozen_trend"]["detail"]["test_error_change"]
+    assert ch["verdict"] == "decrease" and ch["to_right"] == 10 and ch["to_wrong"] == 0
+    assert vs["2.frozen_trend"]["detail"]["resolution"]["n_distinct"] == 7
     assert vs["2.frozen_trend"]["verdict"] == "pass" and vs["2.frozen_trend"]["value"] == pytest.approx(1.0)
     assert vs["2.spectral_trend"]["verdict"] == "inconclusive"  # no weights: says why
     assert "not saved" in vs["2.spectral_trend"]["detail"]["reason"]
     assert vs["2.non_vacuous"]["verdict"] == "fail" and vs["2.non_vacuous"]["value"] == 1.8
     assert vs["2.normalized_margin_trend"]["verdict"] == "pass"
     # the bound falls while the test error rises: the claim fails
-    vs = by_id(verdicts_2(_analysis(b, err[::-1], nm=np.linspace(0.2, 0.1, 7)), {"alpha": 0.05}))
+    vs = by_id(verdicts_2(_analysis(b, err[::-1], nm=np.linspace(0.2, 0.1, 7), run_dir=tmp_path / "b"),
+                          {"alpha": 0.05, "n_boot": 1999}))
     assert vs["2.last_layer_trend"]["verdict"] == "fail"
     assert vs["2.normalized_margin_trend"]["verdict"] == "fail"
     # constant test error (typical of digits in the terminal phase): no ranks, inconclusive
-    vs = by_id(verdicts_2(_analysis(b, [0.05] * 7, best=0.4), {"alpha": 0.05}))
+    vs = by_id(verdicts_2(_analysis(b, [0.05] * 7, best=0.4, run_dir=tmp_path / "c"), {"alpha": 0.05}))
     assert vs["2.last_layer_trend"]["verdict"] == "inconclusive"
     assert vs["2.non_vacuous"]["verdict"] == "pass"
+
+
+def test_claim_2_trend_carried_by_two_images_is_inconclusive(tmp_path):
+    """issue 14: a perfectly ranked trend whose test error moves by 2 images (1/N_test steps) would pass the
+    rank rule; it is inconclusive, the rule's verdict kept, the resolution reported."""
+    b = [5.0, 4.0, 3.5, 3.0, 2.5, 2.0, 1.8]
+    err = np.array([12, 12, 11, 11, 11, 10, 10]) / N_TEST        # 3 distinct values, range 2 images
+    vs = by_id(verdicts_2(_analysis(b, err, run_dir=tmp_path), {"alpha": 0.05, "n_boot": 999}))
+    v = vs["2.frozen_trend"]
+    assert v["detail"]["rule_verdict"] == "pass" and v["verdict"] == "inconclusive"
+    assert v["detail"]["resolution"]["few_images"] and v["detail"]["resolution"]["range_images"] == 2
+    assert "one or two images" in v["detail"]["reason"]
+    assert v["detail"]["test_error_change"]["exceeds_noise"] is False
+
+
+def test_claim_2_change_within_noise_is_inconclusive(tmp_path):
+    """A ranked trend over 6 images whose net change is within resampling noise (images that turn wrong and
+    right cancel) is not judged: the bootstrap interval over test images contains 0."""
+    from ncmargin.store import checkpoint_file
+
+    b = [5.0, 4.0, 3.5, 3.0, 2.5, 2.0, 1.8]
+    err = np.array([16, 15, 14, 13, 12, 11, 10]) / N_TEST
+    a = _analysis(b, err, run_dir=tmp_path)
+    # the last checkpoint: 10 wrong images, but only 4 of them were among the first checkpoint's 16
+    _checkpoint(tmp_path, 70, list(range(4)) + list(range(100, 106)))
+    assert checkpoint_file(tmp_path, 70).is_file()
+    v = by_id(verdicts_2(a, {"alpha": 0.05, "n_boot": 999}))["2.frozen_trend"]
+    ch = v["detail"]["test_error_change"]
+    assert ch["discordant"] == 18 and ch["ci_low"] < 0 < ch["ci_high"]
+    assert v["detail"]["rule_verdict"] == "pass" and v["verdict"] == "inconclusive"
+
+
+def test_claim_2_without_checkpoints_says_why(tmp_path):
+    """Without per-image correctness (no checkpoint files) the noise cannot be assessed: inconclusive, and the
+    reason names the missing file."""
+    b = [5.0, 4.0, 3.5, 3.0, 2.5, 2.0, 1.8]
+    err = [0.10, 0.09, 0.08, 0.075, 0.07, 0.06, 0.05]
+    a = _analysis(b, err)
+    a["run_dir"] = str(tmp_path / "nothing")
+    v = by_id(verdicts_2(a, {"alpha": 0.05}))["2.frozen_trend"]
+    assert v["verdict"] == "inconclusive" and v["detail"]["rule_verdict"] == "pass"
+    assert "epoch_0010.npz" in v["detail"]["reason"]
 
 
 def _fixed_records(angles):

@@ -8,26 +8,19 @@ optimal makes both verdicts of that run inconclusive, with the epochs and reason
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from ncmargin.markdown import fmt, table
 from ncmargin.store import RUNS_DIR, Analysis, settings_from
 
 from .registry import Claim, read_stored, register
-from .verdicts import dig, num, per_run_verdicts, solver_problem, trend_item
+from .verdicts import TrendSettings, dig, num, per_run_verdicts, solver_problem, test_resolution, trend_item
 
 __all__ = ["RUN_HEADER", "Settings", "run_rows", "run_section", "runs_of", "runs_section", "svm_problems",
            "verdicts_1c"]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Preset section ``claim1c``."""
-    runs: list[str] | None = None   # preset runs to judge (default: every run of the preset)
-    alpha: float = 0.05
-    min_points: int = 5
-    min_distinct: int = 3
+Settings = TrendSettings  # preset section ``claim1c`` (shared with claim 2)
 
 
 def runs_of(settings, preset: dict) -> list[str]:
@@ -74,7 +67,9 @@ def verdicts_1c(analysis: dict, settings=None, *, label: str | None = None) -> l
     angle = [num(dig(r, "svm", "angle_deg")) for r in rows]
     common = {"onset_epoch": analysis.get("onset_epoch"), "epochs": epochs, "margin_ratio": ratio,
               "angle_deg": angle, "n_terminal_checkpoints": len(term), "n_with_svm": len(rows),
-              "weight_decay": dig(analysis, "meta", "weight_decay")}
+              "weight_decay": dig(analysis, "meta", "weight_decay"),
+              # the test set's resolution over these checkpoints (docs/theory.md §14): reported, not judged
+              "resolution": test_resolution(rows)}
     out = [trend_item(
         "1c", f"1c.margin_ratio_trend.{label}",
         "In the terminal phase the trained classifier's normalized margin approaches the SVM optimum on its "
@@ -87,7 +82,7 @@ def verdicts_1c(analysis: dict, settings=None, *, label: str | None = None) -> l
         "between W_t and W*(H_t) decreases with the epoch.",
         "Kendall tau(angle to W*, epoch) over terminal checkpoints", angle, epochs, direction=-1,
         settings=s, runs=[run],
-        detail={**{k: common[k] for k in ("onset_epoch", "epochs", "angle_deg", "n_with_svm")},
+        detail={**{k: common[k] for k in ("onset_epoch", "epochs", "angle_deg", "n_with_svm", "resolution")},
                 "final_angle_deg": angle[-1] if angle else None})]
     return [_flag_solver(v, problems) for v in out]
 
@@ -136,6 +131,12 @@ def runs_section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
                      f"{meta.get('width')}), weight decay "
                      f"{fmt(meta.get('weight_decay'))}, onset of 100% train accuracy at epoch "
                      f"{fmt(a.get('onset_epoch'))}.\n\n" + table(RUN_HEADER, run_rows(a)))
+        res = next((v["detail"].get("resolution") for v in verdicts
+                    if name in v.get("runs", []) and (v.get("detail") or {}).get("resolution")), None)
+        if res:
+            parts.append(f"Test-set resolution over the terminal phase (docs/theory.md §14): 1/N_test = "
+                         f"1/{res['n_test']}; the test accuracy takes {res['n_distinct']} distinct values, changes "
+                         f"by {res['change_images']:+d} and spans {res['range_images']} test image(s).")
         notes = sorted({str(dig(r, "bound", "spectral", "error")) for r in a.get("checkpoints", [])
                         if dig(r, "bound", "spectral", "error")})
         if notes:

@@ -4,6 +4,14 @@ Over the terminal-phase checkpoints of each run: Spearman rho of each bound vari
 paper's Cor. 4.5 choice) with the test error (> 0 predicted), for the paper's fixed-class reading, the
 scale-invariant last-layer bound (= normalized margins) and the spectral bound; whether the best-gamma
 bound is vacuous; whether the normalized margin grows.
+
+Test-set resolution (docs/theory.md §14, issue 14): the test error of a run moves in steps of 1/N_test, so
+every correlation with it reports the series' resolution (``detail["resolution"]``) and the bootstrap over
+test images of the change of the test error from the first to the last terminal checkpoint
+(``detail["test_error_change"]``, per-image correctness recomputed from the stored checkpoint test features
+and classifier, the same resample at both checkpoints). The correlations with the test error are judged only
+when that change exceeds resampling noise; a test error that moves by at most 2 images, or whose change is
+within the noise, makes them inconclusive (the rule's result kept as ``rule_verdict``).
 """
 
 from __future__ import annotations
@@ -12,23 +20,74 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ncmargin.markdown import fmt, table
-from ncmargin.store import settings_from
+from ncmargin.store import ErrorChange, load_checkpoint, settings_from
 
 from .claim1c import runs_of
 from .registry import Claim, register
-from .verdicts import correlation_verdict, dig, make_verdict, num, per_run_verdicts, rule, trend_item
+from .verdicts import (
+    TrendSettings,
+    correlation_verdict,
+    dig,
+    make_verdict,
+    num,
+    per_run_verdicts,
+    rule,
+    test_resolution,
+    trend_item,
+)
 
-__all__ = ["BOUND_VARIANTS", "Settings", "section", "verdicts_2"]
+__all__ = ["BOUND_VARIANTS", "Settings", "section", "test_error_change", "verdicts_2"]
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Preset section ``claim2``."""
-    runs: list[str] | None = None   # preset runs to judge (default: every run of the preset)
-    alpha: float = 0.05
-    min_points: int = 5
-    min_distinct: int = 3
+class Settings(TrendSettings):
+    """Preset section ``claim2``: the trend settings of claim 1c plus the bootstrap over test images."""
+    n_boot: int = 9999     # resamples of the test images (docs/theory.md §14)
+
+
+def test_error_change(analysis: dict, rows: list[dict], *, alpha: float, n_boot: int) -> dict:
+    """``ncmargin.theory.bootstrap_error_change`` between the first and the last terminal checkpoint of a run,
+    from the per-image correctness recomputed from the stored checkpoints (test features, labels, classifier,
+    bias; ``ncmargin.theory.correct_predictions``), as an ncmargin.store.ErrorChange dict; ``{"error": ...}``
+    when the checkpoints cannot be read or the recomputed accuracy disagrees with the analysed one."""
+    from ncmargin.theory import bootstrap_error_change, correct_predictions
+
+    run_dir = analysis.get("run_dir")
+    if len(rows) < 2 or not run_dir:
+        return {"error": "fewer than 2 terminal-phase checkpoints" if len(rows) < 2 else "no run_dir in analysis"}
+    ends = [rows[0], rows[-1]]
+    C = []
+    try:
+        for r in ends:
+            fs = load_checkpoint(run_dir, int(r["epoch"]), split="test")
+            if fs.classifier is None:
+                return {"error": f"checkpoint of epoch {r['epoch']} has no classifier"}
+            c = correct_predictions(fs.features, fs.labels, fs.classifier, fs.bias)
+            acc = num(r.get("test_acc"))
+            if math.isfinite(acc) and abs(float(c.mean()) - acc) > 0.5 / c.size:
+                return {"error": f"epoch {r['epoch']}: accuracy recomputed from the checkpoint ({c.mean():.6f}) "
+                                 f"differs from the analysed test_acc ({acc:.6f}); re-run `ncmargin analyze`"}
+            C.append(c)
+    except (OSError, ValueError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+    ch = bootstrap_error_change(np.stack(C), 0, -1, n_boot=int(n_boot), seed=0, alpha=alpha)
+    return dict(ErrorChange({**ch, "checkpoints": [int(r["epoch"]) for r in ends]},
+                            _where="detail.test_error_change"))
+
+
+def _noise_gate(res: dict | None, ch: dict) -> str | None:
+    """Why a correlation with the test error cannot be judged (docs/theory.md §14), or None."""
+    if res and res["few_images"]:
+        return (f"the test error moves by {res['range_images']} image(s) over the terminal phase (<= 2; "
+                f"resolution 1/N_test = 1/{res['n_test']}): a trend carried by one or two images")
+    if "error" in ch:
+        return f"the test error's change could not be set against resampling noise: {ch['error']}"
+    if not ch["exceeds_noise"]:
+        return f"the test error's change over the terminal phase does not exceed resampling noise ({ch['reason']})"
+    return None
 
 
 BOUND_VARIANTS = {
@@ -50,6 +109,10 @@ def verdicts_2(analysis: dict, settings=None, *, label: str | None = None) -> li
     epochs = [r["epoch"] for r in rows]
     test_err = [num(r.get("test_error")) for r in rows]
     gap = [num(r.get("gap")) for r in rows]
+    res = test_resolution(rows)
+    ch = test_error_change(analysis, rows, alpha=s.alpha, n_boot=s.n_boot)
+    gate = _noise_gate(res, ch)
+    noise = {"resolution": res, "test_error_change": ch}
     out = []
     for variant, desc in BOUND_VARIANTS.items():
         totals = [num(dig(r, "bound", variant, "at_pmin", "total")) for r in rows]
@@ -59,18 +122,25 @@ def verdicts_2(analysis: dict, settings=None, *, label: str | None = None) -> li
                 "2", f"2.{variant}_trend.{label}", f"The margin bound ({desc}) tracks the test error.",
                 "Spearman rho(bound, test error) over terminal checkpoints", None,
                 f"rho > 0 and p < {s.alpha}", "inconclusive", [run],
-                {"reason": "; ".join(errs)[:500] or "no terminal-phase checkpoint", "epochs": epochs}))
+                {"reason": "; ".join(errs)[:500] or "no terminal-phase checkpoint", "epochs": epochs, **noise}))
             continue
         v, st = correlation_verdict(totals, test_err, alpha=s.alpha, **rule(s))
         gap_v, gap_st = correlation_verdict(totals, gap, alpha=s.alpha, **rule(s))
+        extra = {}
+        if gate is not None and v != "inconclusive":
+            extra = {"rule_verdict": v, "reason": gate}
+            v = "inconclusive"
+        elif gate is not None:
+            extra = {"rule_verdict": v, "noise_reason": gate}
         out.append(make_verdict(
             "2", f"2.{variant}_trend.{label}",
             f"The margin bound ({desc}) tracks the test error over the terminal phase: higher bound, higher "
             "test error.",
             "Spearman rho(bound, test error) over terminal checkpoints", st.get("rho"),
-            f"rho > 0 and p < {s.alpha} (n >= {s.min_points})", v, [run],
+            f"rho > 0 and p < {s.alpha} (n >= {s.min_points}), judged only when the test error's change over "
+            "the terminal phase exceeds resampling noise (bootstrap over test images) and spans > 2 images", v, [run],
             {**st, "epochs": epochs, "bound": totals, "test_error": test_err, "gap": gap,
-             "gap_correlation": {**gap_st, "verdict": gap_v}}))
+             "gap_correlation": {**gap_st, "verdict": gap_v}, **noise, **extra}))
     # vacuity: the smallest best-gamma bound in the terminal phase (last layer and spectral)
     mins = {}
     for variant in ("last_layer", "spectral"):
@@ -94,7 +164,8 @@ def verdicts_2(analysis: dict, settings=None, *, label: str | None = None) -> li
         "the terminal phase (raw p_min also grows merely because the weights grow).",
         "Kendall tau(normalized margin, epoch) over terminal checkpoints", nm, epochs, direction=+1,
         settings=s, runs=[run],
-        detail={"epochs": epochs, "normalized_margin": nm, "p_min": [num(r.get("p_min")) for r in rows]}))
+        detail={"epochs": epochs, "normalized_margin": nm, "p_min": [num(r.get("p_min")) for r in rows],
+                "resolution": res}))
     return out
 
 
@@ -111,14 +182,21 @@ def section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
         d = v.get("detail", {})
         if "bound" in d:
             te = [x for x in d.get("test_error") or [] if isinstance(x, (int, float))]
-            rows.append([v["id"], fmt(v.get("value")), fmt(d.get("p_value")), d.get("n"), len(set(te)),
+            res, ch = d.get("resolution") or {}, d.get("test_error_change") or {}
+            change = ("–" if "change_images" not in ch else
+                      f"{ch['change_images']:+d} img, CI [{fmt(100 * ch['ci_low'], 3)}, {fmt(100 * ch['ci_high'], 3)}] pts"
+                      f", {ch['discordant']} discordant → {ch['verdict']}")
+            rows.append([v["id"], v["verdict"], fmt(v.get("value")), fmt(d.get("p_value")), d.get("n"),
+                         res.get("n_distinct", len(set(te))),
+                         f"1/{res['n_test']}" if res.get("n_test") else "–", res.get("range_images", "–"), change,
                          fmt(dig(d, "gap_correlation", "rho")), fmt(dig(d, "gap_correlation", "p_value"))])
     text = ("The bound of docs/theory.md §5 per checkpoint is in the tables of claim 1c above "
             "(columns “bound …”); here the rank correlation of the bound at γ = p_min with the test error and "
             "with the gap over the terminal-phase checkpoints.\n\n")
     if rows:
-        text += table(["verdict id", "Spearman ρ (test error)", "p", "n", "distinct test errors", "ρ (gap)",
-                       "p (gap)"], rows)
+        text += table(["verdict id", "verdict", "Spearman ρ (test error)", "p", "n", "distinct test errors",
+                       "resolution", "range (images)", "test-error change (bootstrap over test images)",
+                       "ρ (gap)", "p (gap)"], rows)
     return text
 
 

@@ -25,11 +25,11 @@ A :class:`Claim` declares
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ncmargin.plugins import import_modules
 
 __all__ = ["REGISTRY", "Claim", "all_claims", "get_claim", "read_stored", "register", "unregister"]
 
@@ -89,10 +89,7 @@ def _discover() -> None:
     global _DISCOVERED
     if _DISCOVERED:
         return
-    pkg = importlib.import_module(__name__.rsplit(".", 1)[0])
-    for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if m.name.startswith("claim"):
-            importlib.import_module(f"{pkg.__name__}.{m.name}")
+    import_modules(__package__, prefix="claim")
     _DISCOVERED = True
 
 

@@ -10,13 +10,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["VERDICTS", "correlation_verdict", "dig", "make_verdict", "num", "per_run_verdicts", "rule",
-           "run_error_verdict", "solver_problem", "trend_item", "trend_verdict"]
+__all__ = ["VERDICTS", "TrendSettings", "correlation_verdict", "dig", "make_verdict", "num", "per_run_verdicts", "rule",
+           "run_error_verdict", "solver_problem", "test_resolution", "trend_item", "trend_verdict"]
 
 VERDICTS = ("pass", "fail", "inconclusive")
+
+
+@dataclass(frozen=True)
+class TrendSettings:
+    """Preset sections ``claim1c`` and ``claim2`` (per-run trends over the terminal phase, docs/theory.md §9)."""
+    runs: list[str] | None = None   # preset runs to judge (default: every run of the preset)
+    alpha: float = 0.05
+    min_points: int = 5
+    min_distinct: int = 3
+
+
+def test_resolution(rows: list[dict]) -> dict | None:
+    """``ncmargin.theory.series_resolution`` of the test accuracy at the analysis ``rows`` (fractions;
+    N_test = the rows' ``num_test``), as an ncmargin.store.SeriesResolution dict: the number of distinct
+    values and the resolution 1/N_test behind a trend over these checkpoints (docs/theory.md §14); None
+    when the rows carry no test accuracy."""
+    from ncmargin.store import SeriesResolution
+    from ncmargin.theory import series_resolution
+
+    acc = [num(r.get("test_acc")) for r in rows]
+    n_test = next((r.get("num_test") for r in reversed(rows) if r.get("num_test")), None)
+    if not rows or not n_test or not all(math.isfinite(a) for a in acc):
+        return None
+    return dict(SeriesResolution(series_resolution(acc, int(n_test)), _where="detail.resolution"))
 
 
 def make_verdict(claim: str, vid: str, statement: str, statistic: str, value, threshold, verdict: str,
@@ -70,7 +95,8 @@ def _rank_verdict(a, b, statistic: Callable[[np.ndarray, np.ndarray], dict], key
     few = _too_few(a, b, min_points, min_distinct, key)
     if few is not None:
         return "inconclusive", few
-    st = statistic(a, b)
+    # the number of distinct values of the coarser series (issue 14: reported beside every trend)
+    st = {**statistic(a, b), "n_distinct": int(min(np.unique(a).size, np.unique(b).size))}
     r, p = st[key], st["p_value"]
     if not math.isfinite(r):
         return "inconclusive", {**st, "reason": f"a series is constant: no rank {what}"}

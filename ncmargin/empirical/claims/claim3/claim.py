@@ -16,10 +16,10 @@ from ncmargin.markdown import fmt, table
 
 from ..registry import Claim, register
 from ..verdicts import correlation_verdict, make_verdict
-from .stats import PREDICTOR_DIRECTIONS, RULE, STAT_DEFAULTS, outcome
-from .sweep import load_sweep_preset, read_sweep_json, run_sweep
+from .stats import POWER_OUTCOME, PREDICTOR_DIRECTIONS, RULE, STAT_DEFAULTS, power_result
+from .sweep import POWER_DEFAULTS, check_power_settings, load_sweep_preset, read_sweep_json, run_sweep
 
-__all__ = ["Settings", "claim3_verdicts", "section"]
+__all__ = ["Settings", "claim3_verdicts", "power_line", "section"]
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,43 @@ class Settings:
     statistics: Statistics | None = None
     concentration: Any = True  # False skips the concentration check; a dict overrides its settings
     jobs: int | None = None    # training processes (default: verify's --jobs when > 1, else min(2, CPUs))
+    # power of the 3.alignment_effect verdict (docs/theory.md §13): the smallest effect of interest (SD of the
+    # alignment effects, accuracy points) and the power the MDE is computed for; default: the sweep preset's
+    # keys of the same name, else sweep.POWER_DEFAULTS (0.5 points, 0.8)
+    sesoi: float | None = None
+    target_power: float | None = None
+
+    def __post_init__(self):
+        check_power_settings({"sesoi": self.sesoi, "target_power": self.target_power}, "preset section claim3")
 
 
-def claim3_verdicts(doc: dict, statistics: dict | None = None, *, label: str | None = None) -> list[dict]:
+def _power(stats: dict, st: dict, power: dict | None) -> dict | None:
+    """The stored ``stats["power"]`` (an ncmargin.store.AlignmentPower), recomputed from the stored table when
+    the verify settings ask for another SESOI, power, α or number of permutations than it was made with, or
+    when an older sweep.json has none; None without a complete table."""
+    tab = (stats.get("table") or {}).get("test_acc")
+    if not tab:
+        return None
+    pw = stats.get("power")
+    want = {"sesoi": float((power or {}).get("sesoi") or (pw or {}).get("sesoi") or POWER_DEFAULTS["sesoi"]),
+            "power": float((power or {}).get("target_power") or (pw or {}).get("power")
+                           or POWER_DEFAULTS["target_power"]),
+            "alpha": float(st["alpha"]), "n_perm": int(st["n_perm"])}
+    if pw and "error" not in pw and all(pw.get(k) == v for k, v in want.items()):
+        return pw
+    return power_result(tab, sesoi=want["sesoi"], target_power=want["power"], alpha=want["alpha"],
+                        n_perm=want["n_perm"], seed=int(st["seed"]))
+
+
+def claim3_verdicts(doc: dict, statistics: dict | None = None, *, label: str | None = None,
+                    power: dict | None = None) -> list[dict]:
     """Claim-3 verdicts (docs/results.md ``verdicts.json`` entries) from a sweep document.
 
-    - ``3.alignment_effect``: :data:`RULE` (pass iff both tests give p < α and ω²_alignment > ω²_seed;
-      fail iff both p ≥ α; inconclusive otherwise, or when no complete 2×2 table of included runs exists).
+    - ``3.alignment_effect``: :data:`RULE` through ``ncmargin.theory.alignment_effect`` on the table in
+      percent (docs/theory.md §13): effect → pass, no_effect (equivalence to σ_α < ``sesoi`` shown) → fail,
+      inconclusive (the reason states the MDE) → inconclusive; also inconclusive when no complete 2×2 table
+      of included runs exists. ``detail["power"]`` is the ncmargin.store.AlignmentPower record; ``power``
+      = ``{"sesoi", "target_power"}`` overrides the sweep's.
     - ``3.terminal_phase``: every run ended at 100% train accuracy (pass), else inconclusive with the list.
     - ``3.predictor.<name>``: Spearman ρ across alignment means with the predicted sign (score: negative,
       normalized margins: positive), p < α (three-valued rule of ..verdicts); judged only
@@ -68,23 +98,25 @@ def claim3_verdicts(doc: dict, statistics: dict | None = None, *, label: str | N
     run_ids = [r.get("run_id") or Path(r["run_dir"]).name for r in doc.get("runs", [])]
     out = []
     an, perm = stats.get("anova"), stats.get("permutation")
-    if an and perm:
-        pa, pp = an["p_alignment"], perm["p_value"]
-        v = outcome(pa, pp, an["omega2_alignment"] > an["omega2_seed"], alpha)
-        value = pp
-        detail = {"anova": an, "permutation": perm, "table": stats.get("table"),
-                  "spread": stats.get("spread"), "train_loss_anova": stats.get("train_loss_anova"),
-                  "alignment_means": stats.get("alignment_means"), "rule": stats["verdict"]["rule"]}
+    pw = _power(stats, st, power)
+    if an and perm and pw and "error" not in pw:
+        v = POWER_OUTCOME[pw["verdict"]]
+        value = pw["p_permutation"]
+        detail = {"reason": pw["reason"], "power": pw, "anova": an, "permutation": perm,
+                  "table": stats.get("table"), "spread": stats.get("spread"),
+                  "train_loss_anova": stats.get("train_loss_anova"),
+                  "alignment_means": stats.get("alignment_means"), "rule": RULE.format(alpha=alpha)}
     else:
         v, value = "inconclusive", None
-        detail = {"reason": stats.get("error", "no statistics")}
+        detail = {"reason": stats.get("error") or (pw or {}).get("error") or "no statistics", "power": pw}
     effect = v
     out.append(make_verdict(
         "3", f"3.alignment_effect{suffix}",
         "Networks with a fixed simplex-ETF classifier that all reach 100% train accuracy generalize differently "
         "depending on the alignment of labels with the ETF vertices: alignment explains more variance of the "
         "final test accuracy than the seed does.",
-        "within-seed permutation p-value of the alignment effect (ANOVA p, eta2, omega2 in detail)", value,
+        "within-seed permutation p-value of the alignment effect (ANOVA p, omega2, MDE, equivalence p and power "
+        "in detail)", value,
         RULE.format(alpha=alpha), v, run_ids, detail))
     runs = doc.get("runs", [])
     n_ok = sum(bool(r.get("reached_tpt")) for r in runs)
@@ -153,6 +185,7 @@ def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
     """One sweep writes ``OUT/sweep/sweep.json``; several write ``OUT/sweep/<name>/sweep.json``."""
     sweeps = _sweeps(ctx.preset, s)
     stats = s.statistics.given() if s.statistics is not None else None
+    pw = {k: v for k, v in (("sesoi", s.sesoi), ("target_power", s.target_power)) if v is not None} or None
     over = dict(s.set or {})
     # verify's --jobs when given (> 1), else claim3.jobs, else min(2, CPU count): the quick sweep is 40
     # small single-threaded runs, so two processes halve its wall time on the 2-core reference machine
@@ -169,16 +202,33 @@ def _run(out_dir: Path, s: Settings, ctx) -> list[dict]:
         t0 = time.perf_counter()
         doc = run_sweep(pre, sdir, alignments=s.alignments, seeds=s.seeds, alignment_mode=s.alignment_mode,
                         overrides=over, jobs=jobs, concentration=(s.concentration if i == 0 else False),
-                        statistics=stats, train_fn=getattr(ctx, "train_fn", None), log=ctx.log)
-        ctx.timings[f"sweep_{label or 'quick'}_s"] = time.perf_counter() - t0
+                        statistics=stats, train_fn=getattr(ctx, "train_fn", None), log=ctx.log, power=pw)
+        ctx.timings[f"sweep_{label or name.replace('sweep_', '')}_s"] = time.perf_counter() - t0
         for k in ("trained", "resumed", "reused"):
             getattr(ctx, k).extend(f"sweep/{n}" for n in doc.get("run_status", {}).get(k, []))
         st = doc["stats"]
+        p3 = st.get("power") or {}
         ctx.log(f"[verify] claim 3 {name}: {len(doc['runs'])} runs, {len(doc['excluded'])} excluded, "
-                f"perm p = {(st.get('permutation') or {}).get('p_value')}, "
-                f"eta2 a/s = {(st.get('anova') or {}).get('eta2_alignment')}/{(st.get('anova') or {}).get('eta2_seed')}")
-        out += claim3_verdicts(doc, stats, label=label)
+                f"perm p = {(st.get('permutation') or {}).get('p_value')}, {p3.get('verdict')}, "
+                f"MDE = {p3.get('mde')} points")
+        out += claim3_verdicts(doc, stats, label=label, power=pw)
     return out
+
+
+def power_line(pw: dict | None) -> str | None:
+    """One report line with the design and the power behind the verdict (docs/theory.md §13)."""
+    if not pw:
+        return None
+    if "error" in pw:
+        return f"Power: not computed ({pw['error']})."
+    A, S = pw["design"]
+    return (f"Power (docs/theory.md §13): A×S = {A}×{S}; MDE = {fmt(pw['mde'], 3)} points (σ_α of the alignment "
+            f"effects; max−min range {fmt(pw['mde_range_half'], 3)}–{fmt(pw['mde_range_two'], 3)} points; "
+            f"partial ω² {fmt(pw['mde_omega2'], 3)}) at {fmt(100 * pw['power'], 3)}% power and α = {pw['alpha']}; "
+            f"residual SD {fmt(pw['sigma'], 3)} points; power for the SESOI {fmt(pw['sesoi'], 3)} points = "
+            f"{fmt(pw['power_at_sesoi'], 3)}; equivalence p = {fmt(pw['equivalence_p'], 3)}; ANOVA p = "
+            f"{fmt(pw['p_anova'], 3)}, permutation p = {fmt(pw['p_permutation'], 3)}; ω² alignment/seed = "
+            f"{fmt(pw['omega2_alignment'], 3)}/{fmt(pw['omega2_seed'], 3)} → **{pw['verdict']}** ({pw['reason']}).")
 
 
 def section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
@@ -211,6 +261,9 @@ def section(out_dir: Path, verdicts: list[dict], doc: dict) -> str:
             parts.append(f"Outcome: **{st['verdict'].get('outcome')}**. Table: {tab.get('method')}; dropped seeds "
                          f"{tab.get('dropped_seeds')}, dropped alignments {tab.get('dropped_alignments')}. "
                          f"Rule: {st['verdict']['rule']}.")
+            pl = power_line(st.get("power"))
+            if pl:
+                parts.append(pl)
             tl = st.get("train_loss_anova")
             if tl:
                 parts.append(f"Premise (equal train loss): final train loss {fmt(tl['loss_min'])} to "

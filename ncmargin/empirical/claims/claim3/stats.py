@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PREDICTOR_DIRECTIONS", "RULE", "STAT_DEFAULTS", "omega_squared", "outcome", "predictor_correlations",
+__all__ = ["POWER_OUTCOME", "PREDICTOR_DIRECTIONS", "RULE", "STAT_DEFAULTS", "omega_squared", "outcome", "power_result", "predictor_correlations",
            "rank_rho", "sweep_statistics"]
 
 PREDICTOR_DIRECTIONS = {"alignment_score": -1, "normalized_margin_mean": +1, "normalized_margin_min": +1}
@@ -71,12 +71,14 @@ def predictor_correlations(runs: list[dict], alignment_ids: list[str], *, n_boot
 
 def sweep_statistics(runs: list[dict], alignment_ids: list[str], seeds: list[int], *, alpha: float = 0.05,
                      n_perm: int = 9999, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
-                     min_points: int = 5) -> dict:
+                     min_points: int = 5, sesoi: float = 0.5, target_power: float = 0.8) -> dict:
     """Statistics of a sweep (docs/theory.md §10): the alignment × seed table of final test accuracy of the
     included runs, made complete by dropping seeds (else alignments) with an excluded run; the additive
     two-way ANOVA and the within-seed permutation test (``alignment_effect_verdict``); the same ANOVA on
     log10 of the final train loss (the claim's premise: equal loss); the predictor correlations; and a
-    plot-ready ``plot_table`` (a list of flat rows, one per run, CSV-friendly)."""
+    plot-ready ``plot_table`` (a list of flat rows, one per run, CSV-friendly); ``power``: the verdict with
+    its power (``ncmargin.theory.alignment_effect`` on the table in percent, smallest effect of interest
+    ``sesoi`` points, MDE at ``target_power``; docs/theory.md §13), an ``ncmargin.store.AlignmentPower``."""
     from ncmargin.theory.stats import alignment_effect_verdict, complete_table, two_way_anova
 
     aidx = {a: i for i, a in enumerate(alignment_ids)}
@@ -147,10 +149,15 @@ def sweep_statistics(runs: list[dict], alignment_ids: list[str], seeds: list[int
                             "statistic": "SS_alignment (within-seed permutations)", "seed": seed}
     pa, pp = an["alignment"]["p_value"], ver["permutation_p_alignment"]
     more = om["alignment"] > om["seed"]
+    pw = power_result(Tc, sesoi=sesoi, target_power=target_power, alpha=alpha, n_perm=n_perm, seed=seed)
+    stats["power"] = pw
     stats["verdict"] = {
         "alignment_matters_more_than_seed": bool(pa < alpha and pp < alpha and more),
-        "outcome": outcome(pa, pp, more, alpha),
+        "outcome": POWER_OUTCOME.get(pw.get("verdict"), "inconclusive"),
         "rule": RULE.format(alpha=alpha),
+        # the rule before issue 14 (fail iff both p >= alpha: absence of evidence read as a negative), kept
+        # for comparison with older sweep.json files
+        "both_p_rule_outcome": outcome(pa, pp, more, alpha),
         "eta2_rule_verdict": ver["verdict"], "eta2_rule": ver["rule"], "alpha": alpha}
     stats["spread"] = {"test_acc_range_of_alignment_means": float(np.ptp(Tc.mean(axis=1))),
                        "test_acc_range_of_seed_means": float(np.ptp(Tc.mean(axis=0))),
@@ -167,10 +174,28 @@ def sweep_statistics(runs: list[dict], alignment_ids: list[str], seeds: list[int
     return stats
 
 
-RULE = ("pass iff ANOVA p_alignment < {alpha} and within-seed permutation p < {alpha} and "
-        "omega2_alignment > omega2_seed; fail iff both p >= {alpha} (no detectable alignment effect); "
-        "inconclusive otherwise (the tests disagree, or alignment is significant but explains less variance "
-        "than seed)")
+RULE = ("pass (effect) iff ANOVA p_alignment < {alpha} and within-seed permutation p < {alpha} and "
+        "omega2_alignment > omega2_seed; fail (no_effect) iff equivalence to sigma_alpha < sesoi is shown "
+        "(equivalence p < {alpha}); inconclusive otherwise, the reason stating the MDE (underpowered, the tests "
+        "disagree, or seed dominates)")
+# ncmargin.theory.alignment_effect verdicts -> verdicts.json values (docs/theory.md §10, §13)
+POWER_OUTCOME = {"effect": "pass", "no_effect": "fail", "inconclusive": "inconclusive"}
+
+
+def power_result(table_fraction, *, sesoi: float, target_power: float, alpha: float, n_perm: int,
+                 seed: int) -> dict:
+    """``ncmargin.theory.alignment_effect`` on a complete A×S table of test accuracy stored as **fractions**
+    (sweep.json), converted to percent, as an ``ncmargin.store.AlignmentPower`` dict; ``{"error": ...}``
+    when it cannot be computed (e.g. an exactly additive table)."""
+    from ncmargin.store import AlignmentPower
+    from ncmargin.theory import alignment_effect
+
+    try:
+        res = alignment_effect(100.0 * np.asarray(table_fraction, dtype=np.float64), sesoi=float(sesoi),
+                               alpha=float(alpha), power=float(target_power), n_perm=int(n_perm), seed=int(seed))
+    except ValueError as exc:
+        return {"error": str(exc), "sesoi": float(sesoi), "power": float(target_power)}
+    return dict(AlignmentPower(res.to_dict(), _where="stats.power"))
 
 
 def omega_squared(anova: dict) -> dict:

@@ -60,14 +60,19 @@ from ncmargin.store import (
 from .concentration import concentration_experiment, deep_merge
 from .stats import STAT_DEFAULTS, sweep_statistics
 
-__all__ = ["PLAN_SCHEMA", "PRESET_KEYS", "SWEEP_SCHEMA", "collect_run", "collect_sweep", "list_sweep_presets", "load_sweep_preset",
-           "make_alignments", "plan_sweep", "read_sweep_json", "run_sweep", "train_commands", "write_plan"]
+__all__ = ["PLAN_SCHEMA", "POWER_DEFAULTS", "PRESET_KEYS", "SWEEP_SCHEMA", "check_power_settings", "collect_run",
+           "collect_sweep", "list_sweep_presets", "load_sweep_preset", "make_alignments", "plan_sweep", "read_sweep_json", "run_sweep", "train_commands", "write_plan"]
 
 SWEEP_SCHEMA = Sweep.SCHEMA
 PLAN_SCHEMA = "ncmargin.sweep_plan/1"
 # the keys of a sweep preset (docs/sweeps.md); any other key is an error listing these
 PRESET_KEYS = ("name", "train", "set", "alignments", "alignment_mode", "base_rotation_seed", "seeds", "statistics",
-               "concentration")
+               "concentration", "sesoi", "target_power", "assumed_sigma", "power_design")
+# the power settings of a sweep preset (docs/theory.md §13; docs/sweeps.md): ``sesoi`` = smallest alignment
+# effect of interest (SD of the alignment effects, accuracy points, > 0), ``target_power`` in (0, 1),
+# ``assumed_sigma`` = the residual SD (points, > 0) the design was sized with when no pilot exists, and
+# ``power_design`` = the record of how the seeds were sized (a dict, documentation only, never read by code)
+POWER_DEFAULTS = {"sesoi": 0.5, "target_power": 0.8}
 
 
 # ------------------------------------------------------------------------------------------- presets
@@ -80,7 +85,10 @@ def load_sweep_preset(source: str | os.PathLike | dict | None) -> dict:
     """A sweep preset: a dict, a JSON path, or a name in ``ncmargin/configs`` (``sweep_quick`` or ``quick``
     for ``sweep_quick.json``). Keys: ``train`` (training config: a dict, a training preset name or a
     JSON path), ``set`` (overrides), ``alignments`` (int), ``alignment_mode`` (perm|rotation|both),
-    ``base_rotation_seed``, ``seeds`` (int count or list), ``statistics``, ``concentration``.
+    ``base_rotation_seed``, ``seeds`` (int count or list), ``statistics``, ``concentration``, and the power
+    settings of claim 3 (docs/theory.md §13): ``sesoi`` (points, default 0.5), ``target_power`` (default 0.8),
+    ``assumed_sigma`` (points; the residual SD a design without pilot was sized with), ``power_design``
+    (a record of the sizing, documentation only).
 
     A training config (a preset name or JSON without a ``train`` key) is wrapped as ``{"train": it}``."""
     if source is None:
@@ -108,7 +116,23 @@ def _checked(obj: dict, where: str) -> dict:
     """``obj`` after rejecting unknown keys of a sweep preset and of its ``statistics``."""
     check_keys(obj, PRESET_KEYS, where)
     check_keys(obj.get("statistics") or {}, STAT_DEFAULTS, f"{where}: statistics")
+    check_power_settings(obj, where)
     return obj
+
+
+def check_power_settings(obj: dict, where: str) -> None:
+    """Type and range checks of the power keys of a sweep preset or of a verify preset's ``claim3``
+    section (``sesoi`` > 0, 0 < ``target_power`` < 1, ``assumed_sigma`` > 0, ``power_design`` a dict)."""
+    for k in ("sesoi", "assumed_sigma"):
+        v = obj.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):
+            raise ValueError(f"{where}: {k} must be a number > 0 (accuracy points), got {v!r}; e.g. \"{k}\": 0.5")
+    v = obj.get("target_power")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1):
+        raise ValueError(f"{where}: target_power must be a number in (0, 1), got {v!r}; e.g. \"target_power\": 0.8")
+    v = obj.get("power_design")
+    if v is not None and not isinstance(v, dict):
+        raise ValueError(f"{where}: power_design must be an object recording how the seeds were sized, got {v!r}")
 
 
 def _base_config(preset: dict, overrides: dict | list | None = None):
@@ -226,6 +250,7 @@ def plan_sweep(preset="sweep_quick", out_dir="runs/sweep", *, alignments: int | 
             "alignment_mode": mode, "base_rotation_seed": base_rot, "alignments": als, "seeds": seed_list,
             "base_config": cfg.to_dict(),
             "statistics": {**STAT_DEFAULTS, **(pre.get("statistics") or {})},
+            "power": {k: pre.get(k, v) for k, v in POWER_DEFAULTS.items()},
             "concentration": pre.get("concentration", {}), "runs": runs}
 
 
@@ -349,10 +374,11 @@ def collect_run(run_dir: str | os.PathLike) -> dict:
 
 
 def collect_sweep(plan: dict, *, statistics: dict | None = None, concentration: dict | None = None,
-                  timings: dict | None = None, write: bool = True) -> dict:
+                  timings: dict | None = None, write: bool = True, power: dict | None = None) -> dict:
     """Read every planned run (never trains), compute the statistics and write ``OUT/sweep.json``.
 
-    A run that is missing or incomplete is listed in ``excluded`` (reason ``"missing"``/``"incomplete"``)."""
+    A run that is missing or incomplete is listed in ``excluded`` (reason ``"missing"``/``"incomplete"``).
+    ``power``: ``{"sesoi", "target_power"}`` overriding the plan's (the sweep preset's, else POWER_DEFAULTS)."""
     runs, excluded = [], []
     for r in plan["runs"]:
         rd = Path(r["run_dir"])
@@ -370,7 +396,8 @@ def collect_sweep(plan: dict, *, statistics: dict | None = None, concentration: 
                 excluded.append({"run_id": r["name"], "run_dir": str(rd), "reason": rec["reason"]})
         runs.append(rec)
     st = {**plan.get("statistics", {}), **(statistics or {})}
-    stats = sweep_statistics(runs, [a["id"] for a in plan["alignments"]], plan["seeds"], **st)
+    pw = {**POWER_DEFAULTS, **(plan.get("power") or {}), **{k: v for k, v in (power or {}).items() if v is not None}}
+    stats = sweep_statistics(runs, [a["id"] for a in plan["alignments"]], plan["seeds"], **st, **pw)
     doc = {"schema": SWEEP_SCHEMA, "preset": plan.get("preset"), "out_dir": plan["out_dir"],
            "num_classes": plan.get("num_classes"), "alignment_mode": plan.get("alignment_mode"),
            "base_rotation_seed": plan.get("base_rotation_seed"),
@@ -395,12 +422,14 @@ def run_sweep(preset="sweep_quick", out_dir="runs/sweep", *, alignments: int | N
               alignment_mode: str | None = None, base_rotation_seed: int | None = None,
               overrides: dict | list | None = None, jobs: int = 1, train: bool = True,
               concentration: bool | dict = True, statistics: dict | None = None,
-              train_fn: Callable | None = None, log: Callable[[str], None] | None = None) -> dict:
+              train_fn: Callable | None = None, log: Callable[[str], None] | None = None,
+              power: dict | None = None) -> dict:
     """Plan, train what is missing (``jobs`` processes, spawn context; complete runs are reused, partial ones
     resumed), run the concentration check, collect and write ``OUT/sweep.json``; returns its content.
 
     ``train=False`` only collects (runs trained elsewhere, e.g. by a SLURM array over ``commands.txt``).
-    ``concentration``: False skips it, a dict overrides the preset's settings."""
+    ``concentration``: False skips it, a dict overrides the preset's settings. ``power``:
+    ``{"sesoi", "target_power"}`` overriding the preset's (docs/theory.md §13)."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     plan = plan_sweep(preset, out_dir, alignments=alignments, seeds=seeds, alignment_mode=alignment_mode,
@@ -410,7 +439,7 @@ def run_sweep(preset="sweep_quick", out_dir="runs/sweep", *, alignments: int | N
     # one writer per sweep directory (issue 12); each training run also locks its own run directory
     with RunLock(plan["out_dir"], purpose="ncmargin sweep", log=log):
         return _run_sweep_locked(plan, t0, jobs=jobs, train=train, concentration=concentration,
-                                 statistics=statistics, train_fn=train_fn, log=log)
+                                 statistics=statistics, train_fn=train_fn, log=log, power=power)
 
 
 def _check_something_trained(plan: dict) -> None:
@@ -424,7 +453,7 @@ def _check_something_trained(plan: dict) -> None:
 
 
 def _run_sweep_locked(plan: dict, t0: float, *, jobs: int, train: bool, concentration, statistics,
-                      train_fn, log) -> dict:
+                      train_fn, log, power: dict | None = None) -> dict:
     _write_plan(plan)
     timings: dict[str, float] = {}
     status = {"trained": [], "resumed": [], "reused": []}
@@ -441,7 +470,7 @@ def _run_sweep_locked(plan: dict, t0: float, *, jobs: int, train: bool, concentr
         timings["concentration_s"] = time.perf_counter() - t1
         log(f"[sweep] concentration check in {timings['concentration_s']:.1f}s")
     t2 = time.perf_counter()
-    doc = collect_sweep(plan, statistics=statistics, concentration=conc, write=False)
+    doc = collect_sweep(plan, statistics=statistics, concentration=conc, write=False, power=power)
     timings["collect_s"] = time.perf_counter() - t2
     timings["total_s"] = time.perf_counter() - t0
     doc["timings"] = timings
