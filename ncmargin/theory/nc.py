@@ -15,10 +15,13 @@ Weighting [our form for unbalanced classes]: with n_c samples in class c and N =
 For balanced classes n_c/N = 1/K, which is Papyan's Sigma_B "divided by K", and mu_G is also the mean
 of the class means, so all of these coincide with Papyan et al.
 
-Numerics: the accumulator merges per-chunk, per-class centred statistics with the pairwise update of
-Chan, Golub & LeVeque (1979) ("Updating formulae and a pairwise algorithm for computing sample
-variances"), so Sigma_W never suffers the cancellation of ``E[hh^T] - mu mu^T``. Memory is
-O(K d + d^2) whatever N is.
+Numerics: the accumulator shifts each class by its first sample s_c and sums the shifted rows
+r_i = h_i - s_{y_i} (per class sum r_i, sum ||r_i||^2, pooled sum r_i r_i^T); the centred scatter is
+sum r r^T - sum_c n_c m_c m_c^T with m_c = mu_c - s_c (the "shifted data" algorithm; Chan, Golub &
+LeVeque 1983, "Algorithms for computing the sample variance"). Since s_c is a sample of class c, m_c is
+of the size of the within-class spread, so nothing like the cancellation of ``E[hh^T] - mu mu^T`` occurs
+(collapsed features far from the origin keep their within-class scatter to relative accuracy ~eps; tested
+against long double). Memory is O(K d + d^2) whatever N is.
 """
 
 from __future__ import annotations
@@ -93,11 +96,12 @@ class NCAccumulator:
     per-class squared spread, in O(K d + d^2) memory.
 
     Numerics: each class c is shifted by its first sample s_c (a "shifted data" accumulation), so
-    ``h - s_c`` is computed (often exactly, Sterbenz) before any mean is formed, and per-block
-    centred statistics are merged with the pairwise update of Chan, Golub & LeVeque (1979). Neither
-    step subtracts large nearly-equal second moments, so tight or far-off-origin clusters keep
-    their within-class scatter to relative accuracy ~eps. The shift depends only on the first
-    sample of each class in stream order, hence not on how the stream is chunked.
+    ``r = h - s_c`` is computed (often exactly, Sterbenz) before anything is summed; the sums of r,
+    ||r||^2 and r r^T are then centred once, at the end, by m_c = mu_c - s_c, which is of the size of the
+    within-class spread. So tight or far-off-origin clusters keep their within-class scatter to relative
+    accuracy ~eps (a raw Gram ``H^T H - sum n_c mu_c mu_c^T`` would not). The shift depends only on the
+    first sample of each class in stream order, hence not on how the stream is chunked. Cost: one gemm of
+    the shifted rows (the floor H^T H) plus O(N d) passes over cache-sized blocks.
 
     ``update(H_chunk, y_chunk)`` may be called with chunks of any size (including classes missing
     from a chunk). Attributes after updates: ``counts`` (K,), ``means`` (K, d), ``within_scatter``
