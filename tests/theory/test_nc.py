@@ -87,7 +87,7 @@ def test_exact_etf_features_are_collapsed(K, d, seed, perm, scale):
 
 
 def test_classifier_keys_none_without_W_and_bias_needs_W():
-    H, y, W, b = _structured()
+    H, y, _W, b = _structured()
     r = nc_metrics(H, y)
     for k in ("nc2_equinorm_classifier", "nc2_equiangular_classifier", "nc2_maxangle_classifier",
               "nc3_self_duality", "nc4_ncc_mismatch"):
@@ -99,7 +99,7 @@ def test_classifier_keys_none_without_W_and_bias_needs_W():
 
 @pytest.mark.parametrize("offset", [0.0, 1e4])
 def test_total_equals_within_plus_between(offset):
-    H, y, W, b = _structured(offset=offset, seed=3)  # unbalanced classes
+    H, y, _W, _b = _structured(offset=offset, seed=3)  # unbalanced classes
     ST, SW, SB, mu_G, means = scatter_matrices(H, y)
     scale = np.abs(ST).max()
     # ST and SW come from independently centred rows: the identity holds to rounding, ~N eps relative
@@ -114,8 +114,8 @@ def test_against_textbook_reference(balanced):
     H, y, W, b = _structured(balanced=balanced, seed=5)
     W = 0.2 * W + 3.0 * np.random.default_rng(0).standard_normal(W.shape)  # NCC and W disagree sometimes
     r = nc_metrics(H, y, W, b)
-    ref, (Sw, Sb, mu_G, means) = _textbook(H, y, W, b)
-    ST, SW, SB, mu, mm = scatter_matrices(H, y)
+    ref, (Sw, Sb, _mu_G, _means) = _textbook(H, y, W, b)
+    _ST, SW, SB, _mu, _mm = scatter_matrices(H, y)
     np.testing.assert_allclose(SW, Sw, rtol=0, atol=1e-12 * np.abs(Sw).max())
     np.testing.assert_allclose(SB, Sb, rtol=0, atol=1e-12 * np.abs(Sb).max())
     for k, v in ref.items():
@@ -127,7 +127,7 @@ def test_against_textbook_reference(balanced):
 def test_nc1_pinv_differs_from_topk_when_d_small():
     # d = K-1: Sigma_B has rank K-1 = d, so both variants agree; with K-1 < d they coincide too for
     # generic data (rank K-1). A rank-deficient Sigma_B (two equal class means) separates them.
-    H, y, W, b = _structured(K=4, d=6, seed=7)
+    H, y, _W, _b = _structured(K=4, d=6, seed=7)
     r = nc_metrics(H, y)
     assert r["nc1_topk"] == pytest.approx(r["nc1_pinv"], rel=1e-10)
     H2 = H.copy()
@@ -172,7 +172,7 @@ def test_accumulator_has_no_cancellation():
     acc = NCAccumulator(K, 6)
     for i in range(0, len(y), 7):
         acc.update(H[i:i + 7], y[i:i + 7])
-    SW, SB, mu_G = acc.covariances()
+    SW, SB, _mu_G = acc.covariances()
     assert np.abs(SW).max() < 1e-18
     np.testing.assert_allclose(SB, M.T @ M / K, atol=1e-9)  # mean rounding at 1e6: ~1e-10
     assert acc.num_samples == 200
@@ -201,3 +201,32 @@ def test_streaming_errors():
         H2 = H.copy()
         H2[0, 0] = np.nan
         nc_metrics(H2, y)
+
+
+@pytest.mark.parametrize("offset,noise", [(0.0, 1e-5), (1e3, 1e-4)])
+def test_near_collapsed_nc1_matches_extended_precision(offset, noise):
+    # NC1 ~ 1e-11 .. 1e-9 (collapsed features, also far from the origin): the accumulated Sigma_W must keep
+    # its relative accuracy; a Gram identity H^T H / N - sum_c (n_c/N) mu_c mu_c^T would lose all digits
+    # here. Reference: explicit per-class centring in long double (docs/theory.md §6).
+    rng = np.random.default_rng(1)
+    K, d, N = 6, 20, 1200
+    y = rng.integers(0, K, N)
+    y[:K] = np.arange(K)
+    mu = rng.standard_normal((K, d))
+    H = offset + mu[y] + noise * rng.standard_normal((N, d))
+    Hl = H.astype(np.longdouble)
+    means = np.array([Hl[y == c].mean(axis=0) for c in range(K)])
+    R = Hl - means[y]
+    Sw = R.T @ R / N
+    n = np.bincount(y).astype(np.longdouble)
+    Mc = means - (n[:, None] * means).sum(axis=0) / N
+    Sb = (Mc * (n / N)[:, None]).T @ Mc
+    V = np.linalg.eigh(Sb.astype(np.float64))[1][:, d - (K - 1):].astype(np.longdouble)
+    nc1_ref = float(np.sum(np.einsum("ij,ij->j", V, Sw @ V) / np.einsum("ij,ij->j", V, Sb @ V)) / K)
+    var0 = float(np.sum(R[y == 0] ** 2) / n[0])
+    r = nc_metrics(H, y)
+    assert 1e-13 < nc1_ref < 1e-8
+    assert r["nc1_topk"] == pytest.approx(nc1_ref, rel=1e-10)
+    assert r["within_cov_trace"] == pytest.approx(float(np.trace(Sw)), rel=1e-10)
+    acc = NCAccumulator(K, d).update(H, y)
+    assert acc.class_sq_spread[0] / acc.counts[0] == pytest.approx(var0, rel=1e-10)
