@@ -174,10 +174,15 @@ def test_time_limit_returns_feasible_certified_gap():
     if sol.status == Status.OPTIMAL:
         pytest.skip("solved within the limit on this machine")
     assert sol.status == Status.TIME_LIMIT and not sol.certified
+    assert sol.dual_objective <= sol.objective
+    if sol.max_violation >= 1.0:
+        # stopped before any iterate separated the data (seen on a loaded machine): no rescaling of W is
+        # feasible, and the certificate must not pretend otherwise: the certified gap is infinite
+        assert sol.duality_gap == np.inf
+        return
     # the returned W is feasible (W/(1-ε) rescaled) and its gap is a certified finite bound
     assert sol.max_violation <= 1e-8
     assert np.isfinite(sol.duality_gap) and sol.duality_gap >= 0
-    assert sol.dual_objective <= sol.objective
 
 
 def test_memory_cap_honored():
