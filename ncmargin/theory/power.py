@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as _st
 
+from .stats import two_way_sums_of_squares
+
 __all__ = ["AlignmentEffect", "alignment_effect", "design_for", "effect_power", "equivalence_power",
            "omega_squared_table"]
 
@@ -75,23 +77,11 @@ def _check_levels(alpha: float, power: float) -> None:
 
 # ---------------------------------------------------------------------------------------------- pieces
 
-def _sums_of_squares(T: np.ndarray) -> dict[str, float]:
-    A, S = T.shape
-    g = T.mean()
-    ss_a = S * float(np.sum((T.mean(axis=1) - g) ** 2))
-    ss_s = A * float(np.sum((T.mean(axis=0) - g) ** 2))
-    ss_t = float(np.sum((T - g) ** 2))
-    ss_e = max(ss_t - ss_a - ss_s, 0.0)
-    df_a, df_s, df_e = A - 1, S - 1, (A - 1) * (S - 1)
-    return {"ss_a": ss_a, "ss_s": ss_s, "ss_e": ss_e, "ss_t": ss_t, "df_a": df_a, "df_s": df_s, "df_e": df_e,
-            "ms_a": ss_a / df_a, "ms_s": ss_s / df_s, "ms_e": ss_e / df_e}
-
-
 def omega_squared_table(table) -> dict[str, float]:
     """ω² of alignments and seeds of an additive two-way table (docs/theory.md §10, §13):
     ``ω²_f = (SS_f − df_f·MS_E) / (SS_T + MS_E)`` (Hays 1963; Olejnik & Algina 2003, Table 1), truncated at
     0. Returns ``{"alignment", "seed"}``."""
-    ss = _sums_of_squares(_check_table(table))
+    ss = two_way_sums_of_squares(_check_table(table))
     den = ss["ss_t"] + ss["ms_e"]
     out = {}
     for f, k in (("alignment", "a"), ("seed", "s")):
@@ -269,7 +259,7 @@ def alignment_effect(table, *, sesoi: float, alpha: float = 0.05, power: float =
     if int(n_perm) < 1:
         raise ValueError(f"n_perm must be >= 1, got {n_perm}; e.g. 9999.")
     A, S = T.shape
-    ss = _sums_of_squares(T)
+    ss = two_way_sums_of_squares(T)
     df1, df2 = ss["df_a"], ss["df_e"]
     om = omega_squared_table(T)
     means = T.mean(axis=1)

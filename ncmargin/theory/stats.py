@@ -29,6 +29,7 @@ __all__ = [
     "fit_inverse_log",
     "complete_table",
     "two_way_anova",
+    "two_way_sums_of_squares",
     "permutation_test_alignment",
     "bootstrap_ci",
     "alignment_effect_verdict",
@@ -184,15 +185,19 @@ def complete_table(table, drop: str = "seeds") -> dict[str, Any]:
             "dropped_alignments": rows[~keep_r], "dropped_seeds": cols[~keep_c]}
 
 
-def _ss(T: np.ndarray) -> tuple[float, float, float, float]:
-    """(SS_alignment, SS_seed, SS_error, SS_total) of the additive model on a complete A×S table."""
+def two_way_sums_of_squares(T: np.ndarray) -> dict[str, float]:
+    """Sums of squares, degrees of freedom and mean squares of the additive two-way model (alignment + seed,
+    one observation per cell) on a complete A×S table (docs/theory.md §10): ``ss_a, ss_s, ss_e, ss_t``,
+    ``df_a, df_s, df_e`` and ``ms_a, ms_s, ms_e``."""
     A, S = T.shape
     g = T.mean()
     ss_a = S * float(np.sum((T.mean(axis=1) - g) ** 2))
     ss_s = A * float(np.sum((T.mean(axis=0) - g) ** 2))
     ss_t = float(np.sum((T - g) ** 2))
     ss_e = max(ss_t - ss_a - ss_s, 0.0)
-    return ss_a, ss_s, ss_e, ss_t
+    df_a, df_s, df_e = A - 1, S - 1, (A - 1) * (S - 1)
+    return {"ss_a": ss_a, "ss_s": ss_s, "ss_e": ss_e, "ss_t": ss_t, "df_a": df_a, "df_s": df_s, "df_e": df_e,
+            "ms_a": ss_a / df_a, "ms_s": ss_s / df_s, "ms_e": ss_e / df_e}
 
 
 def two_way_anova(table) -> dict[str, Any]:
@@ -212,7 +217,8 @@ def two_way_anova(table) -> dict[str, Any]:
     """
     T = _table(table)
     A, S = T.shape
-    ss_a, ss_s, ss_e, ss_t = _ss(T)
+    q = two_way_sums_of_squares(T)
+    ss_a, ss_s, ss_e, ss_t = q["ss_a"], q["ss_s"], q["ss_e"], q["ss_t"]
     df_a, df_s, df_e = A - 1, S - 1, (A - 1) * (S - 1)
     ms_e = ss_e / df_e
 
