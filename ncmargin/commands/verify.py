@@ -13,7 +13,7 @@ ncmargin verify --runs runs/mine runs/theirs --out results/mine   # claims 1c, 2
 
 def add_arguments(p) -> None:
     p.add_argument("--preset", default=None,
-                   help="verify preset: quick (digits, CPU, ~10 min), paper (CIFAR-10/100 ResNet-18, GPU), or "
+                   help="verify preset: quick (digits, CPU, ~2 min idle), standard (MNIST-5k, CPU), paper (CIFAR-10/100 ResNet-18, GPU), or "
                         "a JSON file (default: quick)")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None,
                    help="training device (default: the preset's)")
