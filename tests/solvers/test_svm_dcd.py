@@ -168,9 +168,9 @@ def test_time_limit_returns_feasible_certified_gap():
     H = M[y] + 0.9 * rng.standard_normal((N, d)) / np.sqrt(d)
     multiclass_svm(H[:500], y[:500])  # compiled kernel loaded
     t = time.perf_counter()
-    sol = multiclass_svm(H, y, max_seconds=2.0)
+    sol = multiclass_svm(H, y, max_seconds=0.5)
     el = time.perf_counter() - t
-    assert el < 2.0 * 1.1 + 0.5  # honored (0.5 s slack for the shared test machine)
+    assert el < 0.5 * 1.1 + 0.5  # honored (0.5 s slack for the shared test machine)
     if sol.status == Status.OPTIMAL:
         pytest.skip("solved within the limit on this machine")
     assert sol.status == Status.TIME_LIMIT and not sol.certified
