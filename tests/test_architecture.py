@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1] / "ncmargin"
 DISK = {"disk"}
 # package-level modules of the disk-owner room besides ncmargin.store (issue 12: one writer per directory,
 # failed-run marks, input-error messages, verdict merging: stdlib/numpy/io/store only)
-DISK_MODULES = ("ncmargin.version", "ncmargin.io", "ncmargin.markdown", "ncmargin.runlock", "ncmargin.runstate",
+DISK_MODULES = ("ncmargin.version", "ncmargin.io", "ncmargin.markdown", "ncmargin.runlock",
                 "ncmargin.errors", "ncmargin.verdict_merge", "ncmargin.plugins")
 ALLOWED = {
     "disk": set(),                                    # ncmargin (version), store, DISK_MODULES

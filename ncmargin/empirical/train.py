@@ -37,12 +37,12 @@ import torch.nn.functional as F
 
 from ncmargin.io import atomic_path, atomic_save_npz, atomic_write_json
 from ncmargin.runlock import RunLock
-from ncmargin.runstate import DivergedError
 from ncmargin.store import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
     RESUMABLE_KEYS,
     STATUS_FILE,
+    DivergedError,
     append_log,
     check_not_failed,
     checkpoint_file,

@@ -56,6 +56,10 @@ class RunFailedError(ValueError):
     """The run directory holds a run marked failed (``RUN/status.json``); it cannot be resumed or reused."""
 
 
+class DivergedError(ValueError):
+    """Training produced a non-finite loss, features or classifier (the trainer marks the run failed)."""
+
+
 # ------------------------------------------------------------------------------------------- paths
 
 def log_path(run_dir: str | os.PathLike) -> Path:

@@ -6,7 +6,7 @@ import pytest
 
 from ncmargin.cli import main as cli_main
 from ncmargin.empirical.config import load_config
-from ncmargin.runstate import run_path, safe_run_name
+from ncmargin.store import run_path, safe_run_name
 
 BAD = ["../../x", "..", ".", "", ".hidden", "a/b", "a\\b", "/abs", "C:x", "x" * 129, "a\x00b", "a b", "a..b",
        "-rf", None, 3]

@@ -71,7 +71,7 @@ def test_diverged_run_is_marked_failed_and_out_says_how_to_replace_it(tmp_path, 
 
 def test_clean_temp_files_only_takes_atomic_write_names(tmp_path):
     from ncmargin.io import atomic_path
-    from ncmargin.runstate import clean_temp_files
+    from ncmargin.store import clean_temp_files
 
     # a real temp name of ncmargin.io.atomic_path, caught before its rename
     with pytest.raises(RuntimeError), atomic_path(tmp_path / "x.json") as tmp:
