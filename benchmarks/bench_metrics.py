@@ -5,7 +5,8 @@ Run:  .venv/bin/python benchmarks/bench_metrics.py            # 50,000 x 512, K 
 
 For each K it generates float64 features with class structure (class means + isotropic noise, a random
 classifier near the means), then times
-  * ours:      nc_metrics(H, y, W)  (one BLAS gemm of centred rows, sparse one-hot class sums, one eigh)
+  * ours:      nc_metrics(H, y, W)  (two reads of H: shifted class sums, then class-centred rows times
+               [V | W^T] (d x 2K), V an eigenbasis of Sigma_B; no d x d matrix; docs/theory.md §6)
   * reference: the textbook way - loop over classes, explicit covariance per class (np.cov), Sigma_B
                from the centred means, np.linalg.pinv, NC2 with Python loops over pairs, NC4 with a
                loop over classes computing ||h - mu_c||, CDNV from the per-class variances,

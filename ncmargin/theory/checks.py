@@ -79,6 +79,8 @@ def check_matrix(A, name: str = "H", *, shape: tuple | None = None) -> np.ndarra
                                  f"(expected shape {tuple('*' if s is None else s for s in shape)}); "
                                  f"pass a matrix of the matching shape (transpose it if needed).")
     A = np.ascontiguousarray(A, dtype=np.float64)
+    if _all_finite(A):
+        return A
     finite_rows = np.isfinite(A).all(axis=1)
     if not finite_rows.all():
         bad = np.flatnonzero(~finite_rows)
@@ -86,6 +88,12 @@ def check_matrix(A, name: str = "H", *, shape: tuple | None = None) -> np.ndarra
                          f"(first rows: {_listing(bad)}); remove or repair those rows (e.g. "
                          f"np.isfinite({name}).all(axis=1) selects the good ones).")
     return A
+
+
+def _all_finite(A: np.ndarray) -> bool:
+    """Whether every entry is finite, tested over cache-sized row blocks: a whole-matrix ``np.isfinite(A)``
+    allocates an N x d boolean array and took ~0.01 s per call at 50,000 x 512, a tenth of the NC metrics."""
+    return all(np.isfinite(A[sl]).all() for sl in row_slices(A.shape[0], A.shape[1], 1 << 18))
 
 
 def check_labels(y, N: int | None = None, K: int | None = None, *, allow_empty_class: bool = False,

@@ -15,13 +15,19 @@ Weighting [our form for unbalanced classes]: with n_c samples in class c and N =
 For balanced classes n_c/N = 1/K, which is Papyan's Sigma_B "divided by K", and mu_G is also the mean
 of the class means, so all of these coincide with Papyan et al.
 
-Numerics: the accumulator shifts each class by its first sample s_c and sums the shifted rows
-r_i = h_i - s_{y_i} (per class sum r_i, sum ||r_i||^2, pooled sum r_i r_i^T); the centred scatter is
-sum r r^T - sum_c n_c m_c m_c^T with m_c = mu_c - s_c (the "shifted data" algorithm; Chan, Golub &
-LeVeque 1983, "Algorithms for computing the sample variance"). Since s_c is a sample of class c, m_c is
-of the size of the within-class spread, so nothing like the cancellation of ``E[hh^T] - mu mu^T`` occurs
-(collapsed features far from the origin keep their within-class scatter to relative accuracy ~eps; tested
-against long double). Memory is O(K d + d^2) whatever N is.
+Numerics, two passes over the rows (docs/theory.md §6, "computed forms"):
+
+* pass 1 shifts each class by its first sample s_c and sums the shifted rows r_i = h_i - s_{y_i} per class
+  (the "shifted data" algorithm; Chan, Golub & LeVeque 1983, "Algorithms for computing the sample
+  variance"): the class means come out accurate relative to the within-class spread, far from the origin too;
+* pass 2 centres every row by its class mean, c_i = h_i - mu_{y_i}, and multiplies the centred rows by
+  [V | W^T], V an orthonormal eigenbasis of Sigma_B (K columns): NC1 needs only v_j^T Sigma_W v_j =
+  (1/N) sum_i (c_i.v_j)^2, a sum of squares (no cancellation), NC4 takes its distances and logits from the
+  same product, and Tr Sigma_W and the CDNV spreads are sums of ||c_i||^2.
+
+No d x d matrix is formed: the cost is one N x d x 2K product plus two reads of H, below one H^T H
+(benchmarks/bench_metrics.py). ``NCAccumulator`` also keeps the d x d within-class scatter for callers who
+want Sigma_W itself (``scatter=True``, the default). Memory is O(K d) (+ d^2 with the scatter) whatever N is.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy as np
 import scipy.sparse
 import scipy.spatial.distance
 
+from . import _nc_kernels
 from .checks import check_classifier, check_features, check_num_classes, row_slices
 
 __all__ = [
@@ -42,10 +49,17 @@ __all__ = [
     "scatter_matrices",
 ]
 
-# Row blocks of 2^21 float64 elements (16 MiB: 4,096 rows at d = 512), reused as one buffer: at
-# N = 50,000, d = 512 on a 2-core machine, 32 MiB blocks made the shift subtraction ~3x slower and 1,024-row
-# blocks made the N x K products ~3x slower (per-call BLAS overhead).
-_BLOCK_ELEMS = 1 << 21
+# Row blocks of pass 2: 2^19 float64 elements (4 MiB: 1,024 rows at d = 512), reused as one buffer. At
+# N = 50,000, d = 512, K = 100 on a 2-core machine, 512-1,024-row blocks were fastest (the centred block
+# stays in cache for the product); 4,096-row blocks were 1.1-1.7x slower, 128-row blocks no faster.
+_BLOCK_ELEMS = 1 << 19
+# Inputs with at least this many feature entries use the compiled row loops of _nc_kernels (same arithmetic);
+# below it the numpy block code is faster than loading the compiled kernels once per process.
+_KERNEL_MIN_ELEMS = 1 << 22
+
+
+def _use_kernels(H: np.ndarray) -> bool:
+    return H.size >= _KERNEL_MIN_ELEMS
 
 
 def _gram(R: np.ndarray) -> np.ndarray:
@@ -94,24 +108,24 @@ def scatter_matrices(H, y, K=None):
 
 
 class NCAccumulator:
-    """Streaming first pass for the NC metrics: counts, class means, pooled within-class scatter and
-    per-class squared spread, in O(K d + d^2) memory.
+    """Streaming first pass for the NC metrics: counts, class means and per-class squared spread in
+    O(K d) memory, and (``scatter=True``, the default) the pooled within-class scatter in O(d^2) more.
 
     Numerics: each class c is shifted by its first sample s_c (a "shifted data" accumulation), so
     ``r = h - s_c`` is computed (often exactly, Sterbenz) before anything is summed; the sums of r,
     ||r||^2 and r r^T are then centred once, at the end, by m_c = mu_c - s_c, which is of the size of the
-    within-class spread. So tight or far-off-origin clusters keep their within-class scatter to relative
-    accuracy ~eps (a raw Gram ``H^T H - sum n_c mu_c mu_c^T`` would not). The shift depends only on the
-    first sample of each class in stream order, hence not on how the stream is chunked. Cost: one gemm of
-    the shifted rows (the floor H^T H) plus O(N d) passes over cache-sized blocks.
+    within-class spread. So tight or far-off-origin clusters keep their means and within-class scatter to
+    relative accuracy ~eps (a raw Gram ``H^T H - sum n_c mu_c mu_c^T`` would not). The shift depends only
+    on the first sample of each class in stream order, hence not on how the stream is chunked. Cost: O(N d)
+    passes, plus one gemm of the shifted rows (the cost of H^T H) when the scatter is kept.
 
     ``update(H_chunk, y_chunk)`` may be called with chunks of any size (including classes missing
     from a chunk). Attributes after updates: ``counts`` (K,), ``means`` (K, d), ``within_scatter``
-    (d x d, sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T), ``class_sq_spread`` (K,, sum over class c of
-    ||h_i - mu_c||^2), ``num_samples``.
+    (d x d, sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T; only with ``scatter=True``), ``class_sq_spread``
+    (K,, sum over class c of ||h_i - mu_c||^2), ``num_samples``.
     """
 
-    def __init__(self, K, d):
+    def __init__(self, K, d, *, scatter: bool = True):
         self.K = check_num_classes(K)
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or int(d) < 1:
             raise ValueError(f"d must be a positive integer feature dimension, got {d!r}.")
@@ -122,7 +136,7 @@ class NCAccumulator:
         # the pooled sum_i r_i r_i^T; centred statistics are formed from them on demand (see below)
         self._sum = np.zeros((self.K, self.d))
         self._sq = np.zeros(self.K)
-        self._gram = np.zeros((self.d, self.d))
+        self._gram = np.zeros((self.d, self.d)) if scatter else None
 
     @property
     def num_samples(self) -> int:
@@ -143,6 +157,9 @@ class NCAccumulator:
     def within_scatter(self) -> np.ndarray:
         """``sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T`` = ``sum_i r_i r_i^T - sum_c n_c m_c m_c^T`` with
         m_c = mu_c - s_c the shifted class mean (docs/theory.md §6, streaming)."""
+        if self._gram is None:
+            raise ValueError("this NCAccumulator was built with scatter=False and keeps no d x d scatter; "
+                             "build it with NCAccumulator(K, d, scatter=True) to get within_scatter.")
         return self._gram - self._sum.T @ self.shifted_means
 
     @property
@@ -155,6 +172,13 @@ class NCAccumulator:
         if H.shape[1] != self.d:
             raise ValueError(f"chunk has feature dimension {H.shape[1]} but the accumulator was built "
                              f"with d = {self.d}; pass chunks of the same width.")
+        return self._add(H, y)
+
+    def _add(self, H, y) -> NCAccumulator:
+        """``update`` on already checked rows (float64 C-contiguous H, int64 y in 0..K-1)."""
+        if self._gram is None and _use_kernels(H):
+            _nc_kernels.kernels().shifted_sums(H, y, self.counts, self.shift, self._sum, self._sq)
+            return self
         buf = None
         for sl in row_slices(H.shape[0], self.d, _BLOCK_ELEMS):
             if buf is None:
@@ -171,7 +195,8 @@ class NCAccumulator:
         self.shift[cls[new]] = H[first[new]]
         np.take(self.shift, y, axis=0, out=buf)
         R = np.subtract(H, buf, out=buf)  # r_i = h_i - s_{y_i}, in one cache-sized block buffer
-        self._gram += R.T @ R
+        if self._gram is not None:
+            self._gram += R.T @ R
         self._sum += _class_sums(R, y, K)
         self._sq += np.bincount(y, weights=np.einsum("ij,ij->i", R, R), minlength=K)
         self.counts += np.bincount(y, minlength=K)
@@ -184,7 +209,7 @@ class NCAccumulator:
                              f"in the stream; pass features for every class or the right K.")
 
     def covariances(self):
-        """``(Sigma_W, Sigma_B, mu_G)`` with the weighting of the module docstring."""
+        """``(Sigma_W, Sigma_B, mu_G)`` with the weighting of the module docstring (needs ``scatter=True``)."""
         self.check_complete()
         N = float(self.num_samples)
         cnt = self.counts.astype(np.float64)
@@ -194,36 +219,96 @@ class NCAccumulator:
         return self.within_scatter / N, Sigma_B, mu_G
 
 
-def _nc1(Sigma_W, Mc, weights, K):
-    """NC1 = Tr(Sigma_W Sigma_B^dagger)/K (Papyan et al. 2020, Fig. 6) in two variants from one
-    decomposition: ``topk`` uses the top K-1 eigenpairs of Sigma_B (as Papyan et al.'s code, via svds);
-    ``pinv`` the full pseudo-inverse, keeping eigenvalues > d * eps * lambda_max (numpy's matrix_rank
-    tolerance). With Sigma_B^dagger = V diag(1/lambda) V^T, Tr(Sigma_W Sigma_B^dagger) =
-    sum_j v_j^T Sigma_W v_j / lambda_j.
+class _CentredPass:
+    """Pass 2 of the NC metrics over rows centred by their class means (docs/theory.md §6, "computed
+    forms"), given the exact class means of pass 1.
 
-    Sigma_B = A^T A with A = diag(sqrt(n_c/N)) Mc (K x d) has rank <= K: its eigenvalues are those of
-    the K x K matrix A A^T = U diag(lambda) U^T (the other d - K are 0) and its eigenvectors are
-    v_j = A^T u_j / ||A^T u_j|| (docs/theory.md §6). One K x K eigh replaces the d x d one (both have
-    eigenvalue errors ~ eps * lambda_max); the d x d eigh and even numpy's SVD of A measured 100x slower
-    under a loaded 2-core machine (OpenBLAS threads in small LAPACK calls)."""
-    d = Mc.shape[1]
-    A = Mc * np.sqrt(weights)[:, None]
-    lam, U = np.linalg.eigh(A @ A.T)
-    lam, U = lam[::-1], U[:, ::-1]  # descending
-    lam_max = max(float(lam[0]), 0.0)
-    if lam_max == 0.0:
-        return np.inf, np.inf  # all class means coincide: no between-class spread
-    V = A.T @ U  # d x K
-    nrm = np.linalg.norm(V, axis=0)
-    V /= np.where(nrm > 0, nrm, 1.0)
-    quad = np.einsum("ij,ij->j", V, Sigma_W @ V)  # v_j^T Sigma_W v_j
-    tol = d * np.finfo(np.float64).eps * lam_max
-    r = min(K - 1, d)
-    lam_top = lam[:r]
-    nc1_topk = float(np.sum(quad[:r] / lam_top) / K) if np.all(lam_top > 0) else np.inf
-    keep = lam > tol
-    nc1_pinv = float(np.sum(quad[keep] / lam[keep]) / K)
-    return nc1_topk, nc1_pinv
+    Sigma_B = Mc^T diag(n/N) Mc with Mc^T = Q R (thin QR: Q orthonormal, d x m, m = min(d, K)), so its
+    nonzero eigenpairs are those of the m x m matrix R diag(n/N) R^T = Z diag(lam) Z^T, with orthonormal
+    eigenvectors V = Q Z. Every centred row block C is multiplied once by P = [V | W^T]:
+      * NC1: quad_j = sum_i (c_i.v_j)^2 = N v_j^T Sigma_W v_j (squares only: no cancellation);
+      * NC4: ||h_i - mu_k||^2 = ||mu_{y_i} - mu_k||^2 + 2 c_i.(mu_{y_i} - mu_k) + ||c_i||^2, so the nearest
+        mean is argmin_k ||mu_{y_i} - mu_k||^2 - 2 c_i.Mc_k (c_i.mu_G does not depend on k), and
+        c_i.Mc_k = (C V)_i . (V^T Mc^T)_k since V spans the rows of Mc; the logits are
+        w_k.h_i + b_k = (C W^T)_{ik} + (mu_{y_i}.w_k + b_k);
+      * sum over class c of ||c_i||^2 (CDNV, Tr Sigma_W), computed directly.
+    """
+
+    def __init__(self, means, counts, W, b):
+        K = means.shape[0]
+        self.K = K
+        self.num_samples = int(counts.sum())
+        w = counts.astype(np.float64) / self.num_samples
+        self.means = means
+        self.Mc = means - w @ means
+        Q, R = np.linalg.qr(self.Mc.T)  # d x m, m x K
+        lam, Z = np.linalg.eigh((R * w) @ R.T)
+        self.lam, Z = lam[::-1], Z[:, ::-1]  # descending
+        V = Q @ Z
+        self.m = V.shape[1]
+        self.has_W = W is not None
+        if self.has_W:
+            self.T = np.ascontiguousarray(Z.T @ R)  # V^T Mc^T (m x K)
+            self.D2 = scipy.spatial.distance.squareform(
+                scipy.spatial.distance.pdist(means, "sqeuclidean"))  # direct differences
+            self.off = means @ W.T
+            if b is not None:
+                self.off += b
+            V = np.concatenate([V, W.T], axis=1)
+        self.P = np.ascontiguousarray(V)
+        self.quad = np.zeros(self.m)
+        self.sq = np.zeros(K)
+        self.mismatch = 0
+        self.seen = 0
+
+    def update(self, H, y) -> None:
+        kern = _nc_kernels.kernels() if _use_kernels(H) else None
+        buf = None
+        for sl in row_slices(H.shape[0], H.shape[1], _BLOCK_ELEMS):
+            n = sl.stop - sl.start
+            if buf is None:
+                buf = np.empty((n, H.shape[1]))
+            self._block(H[sl], y[sl], buf[:n], kern)
+        self.seen += H.shape[0]
+
+    def _block(self, H, y, C, kern):
+        m = self.m
+        if kern is not None:
+            kern.centre(H, y, self.means, C, self.sq)
+        else:
+            np.take(self.means, y, axis=0, out=C)
+            np.subtract(H, C, out=C)
+            self.sq += np.bincount(y, weights=np.einsum("ij,ij->i", C, C), minlength=self.K)
+        Zb = C @ self.P
+        G = Zb[:, :m]
+        if kern is not None:
+            kern.squares(G, self.quad)
+        else:
+            self.quad += np.einsum("ij,ij->j", G, G)
+        if self.has_W:
+            GT = G @ self.T
+            L = Zb[:, m:]
+            if kern is not None:
+                self.mismatch += kern.mismatches(L, GT, y, self.D2, self.off)
+            else:
+                ncc = np.argmin(self.D2[y] - 2.0 * GT, axis=1)
+                self.mismatch += int(np.count_nonzero(np.argmax(L + self.off[y], axis=1) != ncc))
+
+    def nc1(self):
+        """NC1 = Tr(Sigma_W Sigma_B^dagger)/K (Papyan et al. 2020, Fig. 6) = sum_j (quad_j/N)/lam_j / K in two
+        variants: ``topk`` over the top K-1 eigenpairs of Sigma_B (as Papyan et al.'s code, via svds; +inf if
+        one of them is <= 0); ``pinv`` over the eigenvalues > d * eps * lam_max (numpy's matrix_rank
+        tolerance). One m x m eigh replaces the d x d one (same eigenvalue error ~eps * lam_max)."""
+        K, d = self.K, self.P.shape[0]
+        lam = self.lam
+        lam_max = max(float(lam[0]), 0.0)
+        if lam_max == 0.0:
+            return np.inf, np.inf  # all class means coincide: no between-class spread
+        vq = self.quad / self.num_samples  # v_j^T Sigma_W v_j
+        r = min(K - 1, d)
+        nc1_topk = float(np.sum(vq[:r] / lam[:r]) / K) if np.all(lam[:r] > 0) else np.inf
+        keep = lam > d * np.finfo(np.float64).eps * lam_max
+        return nc1_topk, float(np.sum(vq[keep] / lam[keep]) / K)
 
 
 def _nc2(rows: np.ndarray, prefix: str, suffix: str) -> dict:
@@ -266,40 +351,11 @@ def _cdnv(means, counts, class_sq_spread) -> float:
         return float(np.mean((var[iu[0]] + var[iu[1]]) / (2.0 * diff2)))
 
 
-def _ncc_mismatch_count(H, y, means, W, b) -> int:
-    """Number of rows where argmax_k (w_k.h + b_k) differs from the nearest class mean
-    argmin_c ||h - mu_c||^2 (Papyan et al. 2020, NC4, Fig. 7)."""
-    # distances are computed about the mean of the class means, which removes a common offset
-    # (||h - mu_c||^2 - ||h||^2 = ||mu_c||^2 - 2 h.mu_c loses digits when ||mu_c|| >> ||mu_c - mu_c'||);
-    # the logits use the same centred rows, w_k.h + b_k = w_k.(h - center) + (w_k.center + b_k), so both
-    # come from ONE gemm of the centred block with [Mc; W]^T (N x 2K)
-    K = means.shape[0]
-    center = means.mean(axis=0)
-    Mc = means - center
-    sq = np.sum(Mc * Mc, axis=1)
-    P = np.ascontiguousarray(np.concatenate([Mc, W]).T)  # d x 2K
-    offset = W @ center
-    if b is not None:
-        offset = offset + b
-    count = 0
-    buf = None
-    for sl in row_slices(H.shape[0], H.shape[1], _BLOCK_ELEMS):
-        Hb = H[sl]
-        if buf is None:
-            buf = np.empty(Hb.shape)
-        Z = np.subtract(Hb, center, out=buf[: Hb.shape[0]]) @ P
-        ncc = np.argmin(sq - 2.0 * Z[:, :K], axis=1)
-        logits = Z[:, K:]
-        logits += offset
-        count += int(np.count_nonzero(np.argmax(logits, axis=1) != ncc))
-    return count
-
-
-def _finish(acc: NCAccumulator, W, b, mismatch_count) -> dict:
+def _finish(acc: NCAccumulator, second: _CentredPass, W) -> dict:
     K = acc.K
-    Sigma_W, Sigma_B, mu_G = acc.covariances()
-    Mc = acc.means - mu_G
-    nc1_topk, nc1_pinv = _nc1(Sigma_W, Mc, acc.counts / float(acc.num_samples), K)
+    N = float(second.num_samples)
+    Mc = second.Mc
+    nc1_topk, nc1_pinv = second.nc1()
     out = {
         "nc1_topk": nc1_topk,
         "nc1_pinv": nc1_pinv,
@@ -308,14 +364,15 @@ def _finish(acc: NCAccumulator, W, b, mismatch_count) -> dict:
     if W is not None:
         out.update(_nc2(W, "nc2", "classifier"))
         out["nc3_self_duality"] = _nc3(W, Mc)
-        out["nc4_ncc_mismatch"] = mismatch_count / acc.num_samples
+        out["nc4_ncc_mismatch"] = second.mismatch / N
     else:
         for k in ("nc2_equinorm_classifier", "nc2_equiangular_classifier", "nc2_maxangle_classifier",
                   "nc3_self_duality", "nc4_ncc_mismatch"):
             out[k] = None
-    out["cdnv"] = _cdnv(acc.means, acc.counts.astype(np.float64), acc.class_sq_spread)
-    out["within_cov_trace"] = float(np.trace(Sigma_W))
-    out["between_cov_trace"] = float(np.trace(Sigma_B))
+    counts = acc.counts.astype(np.float64)
+    out["cdnv"] = _cdnv(second.means, counts, second.sq)
+    out["within_cov_trace"] = float(second.sq.sum() / N)
+    out["between_cov_trace"] = float(np.sum(counts / N * np.einsum("ij,ij->i", Mc, Mc)))
     out["num_classes"] = K
     out["num_samples"] = acc.num_samples
     return out
@@ -343,17 +400,18 @@ def nc_metrics(H, y, W=None, b=None) -> dict:
         W, b = check_classifier(W, b, K, H.shape[1])
     elif b is not None:
         raise ValueError("a bias b was given without a classifier W; pass W too (or b=None).")
-    acc = NCAccumulator(K, H.shape[1]).update(H, y)
-    mismatch = _ncc_mismatch_count(H, y, acc.means, W, b) if W is not None else None
-    return _finish(acc, W, b, mismatch)
+    acc = NCAccumulator(K, H.shape[1], scatter=False)._add(H, y)
+    second = _CentredPass(acc.means, acc.counts, W, b)
+    second.update(H, y)
+    return _finish(acc, second, W)
 
 
 def nc_metrics_streaming(chunks: Callable[[], Iterable], K, W=None, b=None) -> dict:
-    """The same metrics as :func:`nc_metrics`, streamed over chunks in O(K d + d^2) memory.
+    """The same metrics as :func:`nc_metrics`, streamed over chunks in O(K d) memory.
 
-    ``chunks`` is a zero-argument callable returning a fresh iterator of ``(H_chunk, y_chunk)``. Pass
-    1 feeds an :class:`NCAccumulator`; pass 2 (only when W is given) counts NC4's NCC mismatches with
-    the final class means. Both passes must see the same data.
+    ``chunks`` is a zero-argument callable returning a fresh iterator of ``(H_chunk, y_chunk)``; it is
+    called twice: pass 1 feeds an :class:`NCAccumulator` (class means), pass 2 centres every row by its
+    class mean (NC1, NC4, spreads). Both passes must see the same data.
     """
     if not callable(chunks):
         raise ValueError("chunks must be a zero-argument callable returning a fresh iterator of "  # noqa: TRY004 (project rule: bad input is a ValueError)
@@ -366,22 +424,23 @@ def nc_metrics_streaming(chunks: Callable[[], Iterable], K, W=None, b=None) -> d
             Hc_arr = np.asarray(Hc)
             if Hc_arr.ndim != 2:
                 raise ValueError(f"features chunk must be 2-D (n x d), got shape {Hc_arr.shape}.")
-            acc = NCAccumulator(K, Hc_arr.shape[1])
+            acc = NCAccumulator(K, Hc_arr.shape[1], scatter=False)
         acc.update(Hc, yc)
     if acc is None:
         raise ValueError("chunks() yielded no chunk; pass a callable whose iterator yields (H, y) pairs.")
     acc.check_complete()
-    mismatch = None
     if W is not None:
         W, b = check_classifier(W, b, K, acc.d)
-        mismatch, seen = 0, 0
-        for Hc, yc in chunks():
-            Hc, yc, _ = check_features(Hc, yc, K, allow_empty_class=True)
-            mismatch += _ncc_mismatch_count(Hc, yc, acc.means, W, b)
-            seen += Hc.shape[0]
-        if seen != acc.num_samples:
-            raise ValueError(f"the second pass over chunks() saw {seen} samples but the first saw "
-                             f"{acc.num_samples}; chunks must return the same data on every call.")
     elif b is not None:
         raise ValueError("a bias b was given without a classifier W; pass W too (or b=None).")
-    return _finish(acc, W, b, mismatch)
+    second = _CentredPass(acc.means, acc.counts, W, b)
+    for Hc, yc in chunks():
+        Hc, yc, _ = check_features(Hc, yc, K, allow_empty_class=True)
+        if Hc.shape[1] != acc.d:
+            raise ValueError(f"chunk has feature dimension {Hc.shape[1]} in the second pass but {acc.d} in "
+                             f"the first; chunks must return the same data on every call.")
+        second.update(Hc, yc)
+    if second.seen != acc.num_samples:
+        raise ValueError(f"the second pass over chunks() saw {second.seen} samples but the first saw "
+                         f"{acc.num_samples}; chunks must return the same data on every call.")
+    return _finish(acc, second, W)

@@ -230,3 +230,56 @@ def test_near_collapsed_nc1_matches_extended_precision(offset, noise):
     assert r["within_cov_trace"] == pytest.approx(float(np.trace(Sw)), rel=1e-10)
     acc = NCAccumulator(K, d).update(H, y)
     assert acc.class_sq_spread[0] / acc.counts[0] == pytest.approx(var0, rel=1e-10)
+
+
+@pytest.fixture
+def compiled(monkeypatch):
+    """Force the compiled row loops of theory/_nc_kernels.py at test sizes (they are used from 4M entries)."""
+    from ncmargin.theory import nc as nc_module
+    monkeypatch.setattr(nc_module, "_KERNEL_MIN_ELEMS", 0)
+
+
+@pytest.mark.parametrize("offset,noise,K,d", [(0.0, 1.0, 5, 12), (1e6, 1.0, 7, 16), (50.0, 1e-6, 7, 16),
+                                              (3.0, 1.0, 9, 4)])
+def test_compiled_passes_equal_numpy_passes(offset, noise, K, d, monkeypatch):
+    # the same arithmetic in two implementations: the numpy block code (small inputs) and the numba row
+    # loops (inputs >= nc._KERNEL_MIN_ELEMS entries); the row norms differ only in summation order
+    from ncmargin.theory import nc as nc_module
+    H, y, W, b = _structured(N=1500, d=d, K=K, seed=4, offset=offset, noise=noise)
+    W = 0.2 * W + 3.0 * np.random.default_rng(0).standard_normal(W.shape)  # NCC and W disagree sometimes
+    ref = nc_metrics(H, y, W, b)
+    monkeypatch.setattr(nc_module, "_KERNEL_MIN_ELEMS", 0)
+    got = nc_metrics(H, y, W, b)
+    stream = nc_metrics_streaming(_chunker(H, y, [1, 300, 7]), K, W, b)
+    for k in KEYS:
+        assert got[k] == pytest.approx(ref[k], rel=1e-12, abs=0), k
+        assert stream[k] == pytest.approx(ref[k], rel=1e-10, abs=0), k
+    assert got["nc4_ncc_mismatch"] == ref["nc4_ncc_mismatch"]
+    if offset == 0.0:
+        assert 0 < ref["nc4_ncc_mismatch"] < 1
+
+
+def test_more_classes_than_dimensions_against_textbook(compiled):
+    # K > d: Sigma_B has rank d, the basis of the centred means is d x d (docs/theory.md §6)
+    H, y, W, b = _structured(N=800, d=4, K=9, seed=11)
+    r = nc_metrics(H, y, W, b)
+    ref, _ = _textbook(H, y, W, b)
+    for k in ("nc1_pinv", "nc4_ncc_mismatch", "cdnv", "within_cov_trace", "between_cov_trace"):
+        assert r[k] == pytest.approx(ref[k], rel=1e-10), k
+    assert np.isfinite(r["nc1_topk"])  # top min(K-1, d) = d eigenpairs, all positive here
+
+
+def test_accumulator_without_scatter(compiled):
+    H, y, _W, _b = _structured()
+    full = NCAccumulator(5, 12).update(H, y)
+    lean = NCAccumulator(5, 12, scatter=False).update(H, y)
+    np.testing.assert_allclose(lean.means, full.means, rtol=1e-14)
+    np.testing.assert_allclose(lean.class_sq_spread, full.class_sq_spread, rtol=1e-12)
+    np.testing.assert_array_equal(lean.counts, full.counts)
+    with pytest.raises(ValueError, match="scatter=False"):
+        _ = lean.within_scatter
+
+
+@pytest.mark.parametrize("offset,noise", [(0.0, 1e-5), (1e3, 1e-4)])
+def test_near_collapsed_nc1_compiled(offset, noise, compiled):
+    test_near_collapsed_nc1_matches_extended_precision(offset, noise)
