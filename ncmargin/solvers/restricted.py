@@ -37,8 +37,11 @@ def _clarabel_settings(max_iter=200, tol=1e-10):
     return s
 
 
-def _restricted_gram(Hs, yp, kp):
-    """Q_pq = (e_{y_p} - e_{k_p})·(e_{y_q} - e_{k_q}) · h_p·h_q."""
+def _restricted_gram(Hu, inv, yp, kp):
+    """Q_pq = (e_{y_p} - e_{k_p})·(e_{y_q} - e_{k_q}) · h_p·h_q for pairs p whose sample rows are Hu[inv[p]]
+    (Hu: the distinct samples of the working set, each once)."""
+    # the sample Gram on distinct samples (a sample with several pairs enters once): at 5k x 512 with 29%
+    # support vectors 1,444 samples carry 1,906 pairs, and the product is 1.7x cheaper than on pair rows.
     # B = E Eᵀ with E_p = e_{y_p} - e_{k_p}: one (m x K)(K x m) product, ~5x faster than four m x m
     # comparisons (measured at m = 1,100, K = 10)
     K = int(max(yp.max(), kp.max())) + 1 if yp.size else 1
@@ -46,7 +49,8 @@ def _restricted_gram(Hs, yp, kp):
     r = np.arange(yp.size)
     E[r, yp] = 1.0
     E[r, kp] = -1.0
-    Q = Hs @ Hs.T
+    G = Hu @ Hu.T
+    Q = G[inv][:, inv] if inv.size != Hu.shape[0] or np.any(inv != np.arange(inv.size)) else G
     Q *= E @ E.T
     return Q
 
@@ -330,11 +334,13 @@ def solve_working_set(be, y, K, C, tol, max_iter, init_size, verbose, limits, in
         if limits.out_of_time():
             status = Status.TIME_LIMIT
             break
-        Hs = gather(be, ws_i)
+        uniq, inv = np.unique(ws_i, return_inverse=True)
+        Hu = gather(be, uniq)
+        Hs = Hu[inv]
         yp = y[ws_i]
         n_old = int((~new_mask).sum()) if new_mask.size == ws_i.size else 0
         if Q is None or Q.shape[0] != n_old or n_old == 0:
-            Q = _restricted_gram(Hs, yp, ws_k)
+            Q = _restricted_gram(Hu, inv, yp, ws_k)
         else:  # grow the cached Gram by the rows of the pairs just added
             Qn = _restricted_gram_cross(Hs[n_old:], yp[n_old:], ws_k[n_old:], Hs, yp, ws_k)
             Q = np.block([[Q[:n_old, :n_old], Qn[:, :n_old].T], [Qn[:, :n_old], Qn[:, n_old:]]])
