@@ -8,8 +8,10 @@ LinearSVC (Crammer–Singer, C = 1e6, tol 1e-8, no intercept) on HARD separable 
 
 Features (``make_features``): K class means drawn as Gaussian vectors of norm ~1, plus isotropic Gaussian
 noise of total norm ~``noise``. Larger noise = more support vectors; the measured support-vector fraction
-(samples with nonzero dual mass at the certified optimum) is printed for every problem (noise 1–2 gives
-5–30 %). Every timing runs in a FRESH process (spawned), ours and LinearSVC alternating per repetition,
+(samples with nonzero dual mass at the certified optimum) is printed for every problem. What makes them
+hard: at the default noise 3 the support vectors are 29%, 9.9%, 4.5% and 1.3% of the samples at N = 5k,
+20k, 50k, 200k (d = 512, K = 10), about the fractions of the issue's hard features (30%, 10.6%, 4.9%, 1.4%);
+the class-mean start of the solver holds none of the final support (it is chosen by DCD and shrinking). Every timing runs in a FRESH process (spawned), ours and LinearSVC alternating per repetition,
 each with the same thread count (``--threads``, default 2); imports and one-time process costs are outside
 both timings and printed apart ("load"): for ours the compiled DCD kernel (numba loads it from its disk
 cache on the kernel's first call, 0.2-0.4 s) and the first use of scipy.linalg/threadpoolctl, for LinearSVC
@@ -31,7 +33,7 @@ import time
 import numpy as np
 
 
-def make_features(N, d, K, seed=0, noise=1.5, dtype=np.float64):
+def make_features(N, d, K, seed=0, noise=3.0, dtype=np.float64):
     """(H, y, M): class means M (K x d, rows ~ N(0, I/d)) plus noise·N(0, I/d) per sample."""
     rng = np.random.default_rng(seed)
     M = rng.standard_normal((K, d)) / np.sqrt(d)
@@ -123,7 +125,7 @@ def main(argv=None):
     ap.add_argument("--sizes", nargs="*", default=None, help="N,d,K triples")
     ap.add_argument("--quick", action="store_true", help="smoke run: (5000,64,10), 1 repetition")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--noise", type=float, default=1.5)
+    ap.add_argument("--noise", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--float32", action="store_true")

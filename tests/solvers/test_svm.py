@@ -157,7 +157,7 @@ def test_benchmark_shape_medium():
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from bench_svm import make_features
 
-    H, y, _ = make_features(5000, 64, 10, seed=0)
+    H, y, _ = make_features(5000, 64, 10, seed=0, noise=1.5)
     ws = multiclass_svm(H, y)
     _ok(ws)
     ref = multiclass_svm(H, y, method="cvxpy")
