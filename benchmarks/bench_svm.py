@@ -47,6 +47,15 @@ def make_features(N, d, K, seed=0, noise=3.0, dtype=np.float64):
     return H, y, M
 
 
+def _rss_bytes():
+    """Current resident set size of this process (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _warmup_problem(args, dtype):
     """A small problem like the timed one (min(N, 500) samples, same d, K, dtype; another seed)."""
     N, d, K = args.size
@@ -69,6 +78,7 @@ def _worker(args):
         if not args.cold:  # the disk-cached code itself is loaded on the kernel's first call: warm up
             multiclass_svm(*_warmup_problem(args, dtype), backend=args.backend)
         out["load_seconds"] = time.perf_counter() - t
+        rss0 = _rss_bytes()
         t = time.perf_counter()
         sol = multiclass_svm(H, y, max_seconds=args.max_seconds, max_memory_bytes=args.max_memory,
                              backend=args.backend)
@@ -97,6 +107,8 @@ def _worker(args):
     import resource
 
     out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # Linux: KiB
+    if args.worker == "ours":  # the solver's own memory: peak RSS of the process minus its RSS before the solve
+        out["solver_gib"] = max(0.0, out["peak_rss_gib"] - rss0 / 2 ** 30)
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -171,7 +183,10 @@ def main(argv=None):
               f"{t_o:.2f} s | {'—' if t_s is None else f'{t_s:.2f} s'} | {ratio} | {last['gap']:.1e} | "
               f"{last['violation']:.1e} | {last['status']} | "
               f"{svc_v} |", flush=True)
-        print(f"    peak RSS of our process: {last['peak_rss_gib']:.2f} GiB (features included)")
+        print(f"    peak RSS of our process: {last['peak_rss_gib']:.2f} GiB (features included); the solve's "
+              f"own growth: {last.get('solver_gib', 0.0):.3f} GiB"
+              + (f" (cap {args.max_memory / 2 ** 30:.3f} GiB)" if args.max_memory else "")
+              + (f"; time limit {args.max_seconds:g} s" if args.max_seconds else ""))
         print(f"    ours per rep: {[round(r['seconds'], 2) for r in ok]} (+ load "
               f"{[round(r['load_seconds'], 2) for r in ok]}), LinearSVC per rep: "
               f"{[round(r['seconds'], 2) for r in okv]} (+ load {[round(r['load_seconds'], 2) for r in okv]})"

@@ -145,8 +145,10 @@ def svm_certificate(H, y, W, pair_i, pair_k, alpha, C=None, K=None, xi_ws=None, 
     alpha = project_dual(np.asarray(alpha, dtype=np.float64), pair_i, C)
     Wa = np.zeros_like(W, dtype=np.float64)
     mp = np.zeros(pair_i.size)
-    for s in range(0, pair_i.size, 8192):  # pair blocks: never all support rows at once
-        sl = slice(s, min(pair_i.size, s + 8192))
+    # pair blocks: never all support rows at once (8192 rows, fewer under a memory cap)
+    block = min(8192, chunk_rows(max(pair_i.size, 1), K, W.shape[1], limits))
+    for s in range(0, pair_i.size, block):
+        sl = slice(s, min(pair_i.size, s + block))
         Hp = gather(be, pair_i[sl])
         Wa += W_from_alpha(Hp, y[pair_i[sl]], pair_k[sl], alpha[sl], K)
         mp[sl] = np.einsum("pd,pd->p", Hp, W[y[pair_i[sl]]] - W[pair_k[sl]])

@@ -46,6 +46,14 @@ class _Slots:
         T = self.T if T is None else T
         return self.act_k.shape[0] * (12 * T + 4)
 
+    def round_bytes(self, T=None):
+        """Peak bytes of a DCD round with T slots per sample, measured against ``max_memory_bytes``: the
+        slots (12 T per sample), the pass's slot violations (8 T) and the keep mask with its two operands
+        (3 T), plus O(N) vectors (norms, hinge, order, n_act, skip flags, pass results: 48 per sample);
+        ``keep`` and ``grow`` work in row chunks, so their temporaries are chunk-sized."""
+        T = self.T if T is None else T
+        return self.act_k.shape[0] * (23 * T + 48)
+
     def pairs(self):
         """Flat (i, k, α) of the occupied slots."""
         mask = np.arange(self.T)[None, :] < self.n_act[:, None]
@@ -56,9 +64,10 @@ class _Slots:
         N, T = self.act_k.shape
         a = np.full((N, T_new), -1, dtype=np.int32)
         a[:, :T] = self.act_k
+        self.act_k = a
         al = np.zeros((N, T_new))
         al[:, :T] = self.alpha
-        self.act_k, self.alpha = a, al
+        self.alpha = al
 
     def add(self, ii, kk):
         """Append pairs (ii sorted or not; at most one entry per (i, k), none already present)."""
@@ -74,14 +83,18 @@ class _Slots:
         np.add.at(self.n_act, ii, 1)
 
     def keep(self, mask):
-        """Keep the occupied slots where mask (N, T) is True, compacting each row."""
-        occ = np.arange(self.T)[None, :] < self.n_act[:, None]
-        mask = mask & occ
-        order = np.argsort(~mask, axis=1, kind="stable")
-        self.act_k = np.take_along_axis(self.act_k, order, axis=1)
-        self.alpha = np.take_along_axis(self.alpha, order, axis=1)
-        self.n_act = mask.sum(axis=1).astype(np.int32)
-        self.act_k[np.arange(self.T)[None, :] >= self.n_act[:, None]] = -1
+        """Keep the occupied slots where mask (N, T) is True, compacting each row (in place, in row chunks of
+        at most 2^16 slots, so the sort's temporaries stay small whatever N is)."""
+        N, T = self.act_k.shape
+        cols = np.arange(T)[None, :]
+        for s in range(0, N, max(1, (1 << 16) // max(T, 1))):
+            e = min(N, s + max(1, (1 << 16) // max(T, 1)))
+            m = mask[s:e] & (cols < self.n_act[s:e, None])
+            order = np.argsort(~m, axis=1, kind="stable")
+            self.act_k[s:e] = np.take_along_axis(self.act_k[s:e], order, axis=1)
+            self.alpha[s:e] = np.take_along_axis(self.alpha[s:e], order, axis=1)
+            self.n_act[s:e] = m.sum(axis=1)
+            self.act_k[s:e][cols >= self.n_act[s:e, None]] = -1
 
 
 def _dcd_pass(be, y, W, slots, C, add_per, add_floor, limits):
@@ -138,7 +151,7 @@ def run_dcd(be, y, K, C, limits, info, *, tol_final, gap_target, max_rounds, ver
     if state is None:
         W = np.zeros((K, dd))
         T0 = min(K - 1, 2)
-        if limits.mem is not None and N * (12 * T0 + 4) + 8 * 6 * N > limits.mem:
+        if limits.mem is not None and N * (23 * T0 + 48) > 0.7 * limits.mem:
             raise Stop(Status.MEMORY_LIMIT)
         slots = _Slots(N, T0)
         info["_dcd_state"] = (W, slots)
@@ -180,8 +193,8 @@ def run_dcd(be, y, K, C, limits, info, *, tol_final, gap_target, max_rounds, ver
             if maxd <= tol_in:
                 break
             el = time.perf_counter() - tb
-            left = limits.left()
-            # batches of ~0.5 s (or a tenth of the time left)
+            left = max(0.0, limits.left_for_work())
+            # batches of ~0.5 s (or a tenth of the time left before the reserve for the closing passes)
             batch = int(max(1, min(1000, batch * 2 if el < 0.25 else batch, (min(0.5, left / 10) / max(
                 el / max(done, 1), 1e-6)))))
             if n_sweeps_total - n0 > 500:  # per round; the pass below decides what comes next
@@ -225,7 +238,9 @@ def run_dcd(be, y, K, C, limits, info, *, tol_final, gap_target, max_rounds, ver
             break
         # --- shrink: pairs at α = 0 whose margin exceeds what they require by a clear amount
         keep = (slots.alpha > 0) | (slot_v > -max(0.1, 10 * tol_in))
+        del slot_v  # before the slots may grow (Slots.round_bytes)
         slots.keep(keep)
+        del keep
         # --- grow: the most violated new pairs, at most as many as are active (plus the first batch size),
         # so that a poor early W does not pull every sample in (measured: all 200k samples of a well
         # separated d = 16 problem entered in round 2 and DCD then needed thousands of sweeps)
@@ -237,7 +252,9 @@ def run_dcd(be, y, K, C, limits, info, *, tol_final, gap_target, max_rounds, ver
             need = int((slots.n_act + np.bincount(ni, minlength=N)).max())
             if need > slots.T:
                 T_new = min(K - 1, max(need, 2 * slots.T))
-                if limits.mem is not None and slots.nbytes(T_new) + slots.nbytes() > 0.5 * limits.mem:
+                # the round's peak with T_new slots, and the copy of the old slots while growing
+                if limits.mem is not None and max(slots.round_bytes(T_new), slots.nbytes(T_new) + slots.nbytes()
+                                                  ) > 0.7 * limits.mem:
                     raise Stop(Status.MEMORY_LIMIT)
                 slots.grow(T_new)
             slots.add(ni, nk)

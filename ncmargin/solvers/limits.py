@@ -13,20 +13,27 @@ __all__ = ["Limits", "NotSeparableSuspect", "Stop"]
 class Limits:
     """Wall-clock deadline and memory budget (bytes of the solver's own arrays; H itself not counted)."""
 
-    def __init__(self, t0, max_seconds, max_memory_bytes):
+    def __init__(self, t0, max_seconds, max_memory_bytes, passes_after: int = 1):
         self.t0 = t0
         self.deadline = None if max_seconds is None else t0 + float(max_seconds)
         self.mem = None if max_memory_bytes is None else float(max_memory_bytes)
-        self.reserve = 0.0  # time kept for the closing certificate: ~one measured pass over the data
+        # time kept for what follows a stop: ``passes_after`` passes over the data (the closing certificate;
+        # for the hard margin also the pass that rescales W to feasibility), each ~1.2 measured passes
+        self.passes_after = int(passes_after)
+        self.reserve = 0.0
 
     def out_of_time(self, margin_s: float = 0.0) -> bool:
         return self.deadline is not None and time.perf_counter() + margin_s + self.reserve > self.deadline
 
     def measured_pass(self, seconds: float) -> None:
-        self.reserve = max(self.reserve, 1.2 * seconds)
+        self.reserve = max(self.reserve, 1.2 * self.passes_after * seconds)
 
     def left(self) -> float:
         return np.inf if self.deadline is None else self.deadline - time.perf_counter()
+
+    def left_for_work(self) -> float:
+        """Seconds left before the reserve for the closing passes must begin."""
+        return self.left() - self.reserve
 
 
 class Stop(Exception):

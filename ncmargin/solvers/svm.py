@@ -248,7 +248,7 @@ def multiclass_svm(H, y, *, C: float | None = None, bias: bool = False, tol: flo
         if v is not None and not (np.isfinite(v) and v > 0):
             raise ValueError(f"{name} must be a positive number or None, got {v!r}.")
     N, d = H.shape
-    limits = Limits(t0, max_seconds, max_memory_bytes)
+    limits = Limits(t0, max_seconds, max_memory_bytes, passes_after=2 if C is None else 1)
     # well-scaled form (docs §3 "scaling"): h -> h/s, bias feature -> bias_scale/s, C -> C s²; W = W_s/s
     s, sq_scaled = feature_scale(H)
     Cs = None if C is None else C * s * s
@@ -276,7 +276,9 @@ def multiclass_svm(H, y, *, C: float | None = None, bias: bool = False, tol: flo
                 be, y, K, Cs, tol, gap_tol, max_iter, verbose, limits, info, method)
     except NotSeparableSuspect as exc:
         raise _certify_not_separable(H, y, K, be, bias, bias_scale, exc.idx, limits, exc.detail) from None
-    cert = svm_certificate(be, y, W, pi, pk, alpha, C=Cs, K=K, xi_ws=xi_ws, _pass=info.pop("_pass", None))
+    # the closing certificate always runs to the end (no deadline), with chunks sized by the memory cap
+    cert = svm_certificate(be, y, W, pi, pk, alpha, C=Cs, K=K, xi_ws=xi_ws, _pass=info.pop("_pass", None),
+                           limits=Limits(t0, None, max_memory_bytes))
     if C is None and cert["max_violation"] >= 1.0 and status is None:
         # hard margin, no classifier found that separates: decide with the separating LP
         raise _certify_not_separable(H, y, K, be, bias, bias_scale, pi, limits,
