@@ -126,7 +126,7 @@ def conv2d_spectral_norm(conv: nn.Conv2d, input_hw, *, n_iter: int = N_ITER, tol
 
 def _conv2d_power(conv: nn.Conv2d, input_hw, n_iter: int, tol: float, seed: int) -> tuple[float, int, bool]:
     if not isinstance(conv, nn.Conv2d):
-        raise ValueError(f"conv2d_spectral_norm needs an nn.Conv2d, got {type(conv).__name__}.")
+        raise ValueError(f"conv2d_spectral_norm needs an nn.Conv2d, got {type(conv).__name__}.")  # noqa: TRY004 (project rule: bad input is a ValueError)
     Hh, Ww = _pair(input_hw)
     w = conv.weight.detach().to(torch.float64)
     dev = w.device

@@ -1,19 +1,5 @@
 """ncmargin.theory: pure numpy, float64 theory core (docs/theory.md). No torch here."""
 
-from .checks import check_classifier, check_features
-from .etf import etf_deviation, haar_orthogonal, is_etf, simplex_etf
-from .margins import (
-    ce_loss,
-    ce_pmin_sandwich,
-    logits,
-    margins,
-    normalized_margin,
-    normalized_pairwise_margins,
-    p_min,
-    pairwise_margins,
-    ufm_normalized_margin,
-)
-from .nc import NCAccumulator, class_means, nc_metrics, nc_metrics_streaming, scatter_matrices
 from .alignment import (
     alignment_predictors,
     alignment_score,
@@ -34,7 +20,21 @@ from .bounds import (
     spectral_complexity,
     spectral_product,
 )
+from .checks import check_classifier, check_features
 from .compare import angle_deg, margin_ratio, svm_comparison
+from .etf import etf_deviation, haar_orthogonal, is_etf, simplex_etf
+from .margins import (
+    ce_loss,
+    ce_pmin_sandwich,
+    logits,
+    margins,
+    normalized_margin,
+    normalized_pairwise_margins,
+    p_min,
+    pairwise_margins,
+    ufm_normalized_margin,
+)
+from .nc import NCAccumulator, class_means, nc_metrics, nc_metrics_streaming, scatter_matrices
 from .power import (
     AlignmentEffect,
     alignment_effect,
@@ -56,71 +56,61 @@ from .stats import (
 )
 
 __all__ = [
-    # checks
-    "check_features",
-    "check_classifier",
-    # etf
-    "simplex_etf",
-    "etf_deviation",
-    "is_etf",
-    "haar_orthogonal",
-    # margins
-    "logits",
-    "margins",
-    "p_min",
-    "pairwise_margins",
-    "normalized_pairwise_margins",
-    "normalized_margin",
-    "ufm_normalized_margin",
+    "MIN_DISCORDANT",
+    "AlignmentEffect",
+    "NCAccumulator",
+    "alignment_effect",
+    "alignment_effect_verdict",
+    "alignment_predictors",
+    "alignment_score",
+    "angle_deg",
+    "best_gamma_bound",
+    "bootstrap_ci",
+    "bootstrap_error_change",
+    "bound_report",
     "ce_loss",
     "ce_pmin_sandwich",
-    # nc
-    "nc_metrics",
-    "nc_metrics_streaming",
-    "NCAccumulator",
+    "check_classifier",
+    "check_features",
     "class_means",
-    "scatter_matrices",
-    # compare (claim 1)
-    "angle_deg",
-    "margin_ratio",
-    "svm_comparison",
-    # bounds (claim 2)
-    "margin_bound",
-    "best_gamma_bound",
-    "bound_report",
-    "last_layer_bound",
-    "default_gamma_grid",
-    "margin_range",
-    "rademacher_last_layer",
-    "spectral_complexity",
-    "spectral_product",
-    "normalized_margins",
-    # alignment (claim 3)
-    "concentration_bound",
-    "alignment_score",
-    "normalized_margin_stats",
-    "alignment_predictors",
-    "deviation_probability",
-    "concentration_check",
-    # stats
-    "kendall_trend",
-    "spearman",
-    "fit_inverse_log",
     "complete_table",
-    "two_way_anova",
-    "permutation_test_alignment",
-    "bootstrap_ci",
-    "alignment_effect_verdict",
-    # power (claim 3: power behind every negative)
-    "AlignmentEffect",
-    "alignment_effect",
+    "concentration_bound",
+    "concentration_check",
+    "correct_predictions",
+    "default_gamma_grid",
     "design_for",
+    "deviation_probability",
     "effect_power",
     "equivalence_power",
+    "etf_deviation",
+    "fit_inverse_log",
+    "haar_orthogonal",
+    "is_etf",
+    "kendall_trend",
+    "last_layer_bound",
+    "logits",
+    "margin_bound",
+    "margin_range",
+    "margin_ratio",
+    "margins",
+    "nc_metrics",
+    "nc_metrics_streaming",
+    "normalized_margin",
+    "normalized_margin_stats",
+    "normalized_margins",
+    "normalized_pairwise_margins",
     "omega_squared_table",
-    # resolution (claims 1c, 2: trends at the test set's resolution)
-    "MIN_DISCORDANT",
+    "p_min",
+    "pairwise_margins",
+    "permutation_test_alignment",
+    "rademacher_last_layer",
+    "scatter_matrices",
     "series_resolution",
-    "bootstrap_error_change",
-    "correct_predictions",
+    "simplex_etf",
+    "spearman",
+    "spectral_complexity",
+    "spectral_product",
+    "svm_comparison",
+    "two_way_anova",
+    "ufm_normalized_margin",
 ]

@@ -27,7 +27,8 @@ predictors unchanged. A rotation Q applied to both features and M (H → HQᵀ, 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -35,12 +36,12 @@ from .checks import check_features, check_matrix
 from .margins import pairwise_margins
 
 __all__ = [
-    "concentration_bound",
-    "alignment_score",
-    "normalized_margin_stats",
     "alignment_predictors",
-    "deviation_probability",
+    "alignment_score",
+    "concentration_bound",
     "concentration_check",
+    "deviation_probability",
+    "normalized_margin_stats",
 ]
 
 

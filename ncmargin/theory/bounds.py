@@ -38,23 +38,24 @@ Rademacher terms:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .checks import check_matrix
 
 __all__ = [
-    "margin_bound",
     "best_gamma_bound",
+    "bound_report",
     "default_gamma_grid",
+    "last_layer_bound",
+    "margin_bound",
     "margin_range",
+    "normalized_margins",
     "rademacher_last_layer",
     "spectral_complexity",
     "spectral_product",
-    "normalized_margins",
-    "bound_report",
-    "last_layer_bound",
 ]
 
 
@@ -258,7 +259,7 @@ def bound_report(margins, *, K: int, rademacher: float, Gamma: float, delta: flo
     """
     p = _margins(margins)
     pm = float(p.min())
-    kw = dict(K=K, rademacher=rademacher, Gamma=Gamma, delta=delta, factor=factor)
+    kw = {"K": K, "rademacher": rademacher, "Gamma": Gamma, "delta": delta, "factor": factor}
     out: dict[str, Any] = {"p_min": pm, "at_pmin": None, "at_pmin_reason": None}
     if pm <= 0:
         out["at_pmin_reason"] = "p_min ≤ 0: not all training samples are classified correctly"

@@ -39,7 +39,7 @@ def check_tolerance(value, name: str = "tol") -> float:
     """Return ``value`` as a float; ValueError unless it is a finite number >= 0 (a negative or NaN
     tolerance would make every comparison against it silently false)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}; pass e.g. {name}=1e-8.")
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}; pass e.g. {name}=1e-8.")  # noqa: TRY004 (project rule: bad input is a ValueError)
     v = float(value)
     if not (np.isfinite(v) and v >= 0):
         raise ValueError(f"{name} = {value!r} is not a tolerance: give a finite number >= 0, e.g. {name}=1e-8.")
@@ -49,7 +49,7 @@ def check_tolerance(value, name: str = "tol") -> float:
 def check_num_classes(K, name: str = "K") -> int:
     """Return ``K`` as a Python int; ValueError unless it is an integer >= 2."""
     if isinstance(K, (bool, np.bool_)) or not isinstance(K, numbers.Integral):
-        raise ValueError(f"{name} must be an integer number of classes >= 2, got {K!r}; pass an int.")
+        raise ValueError(f"{name} must be an integer number of classes >= 2, got {K!r}; pass an int.")  # noqa: TRY004 (project rule: bad input is a ValueError)
     K = int(K)
     if K < 2:
         raise ValueError(f"{name} = {K} classes is too few: K < 2 has no decision boundary; "

@@ -14,7 +14,7 @@ import scipy.linalg
 
 from .checks import check_matrix, check_num_classes, check_tolerance
 
-__all__ = ["simplex_etf", "etf_deviation", "is_etf", "haar_orthogonal"]
+__all__ = ["etf_deviation", "haar_orthogonal", "is_etf", "simplex_etf"]
 
 
 def haar_orthogonal(d: int, rng) -> np.ndarray:
@@ -71,7 +71,7 @@ def simplex_etf(K, d=None, *, seed=None, perm=None) -> np.ndarray:
     if d is None:
         d = K
     if isinstance(d, (bool, np.bool_)) or not isinstance(d, numbers.Integral):
-        raise ValueError(f"d must be an integer feature dimension >= K-1 = {K - 1}, got {d!r}.")
+        raise ValueError(f"d must be an integer feature dimension >= K-1 = {K - 1}, got {d!r}.")  # noqa: TRY004 (project rule: bad input is a ValueError)
     d = int(d)
     if d < K - 1:
         raise ValueError(f"d = {d} < K-1 = {K - 1}: a simplex ETF of K = {K} vertices needs dimension "

@@ -12,16 +12,16 @@ import numpy as np
 from .checks import check_classifier, check_features, check_matrix, check_tolerance, row_slices
 
 __all__ = [
-    "logits",
-    "margins",
-    "p_min",
-    "pairwise_margins",
-    "normalized_pairwise_margins",
-    "normalized_margin",
-    "ufm_normalized_margin",
     "ce_loss",
     "ce_pmin_sandwich",
     "log_expm1",
+    "logits",
+    "margins",
+    "normalized_margin",
+    "normalized_pairwise_margins",
+    "p_min",
+    "pairwise_margins",
+    "ufm_normalized_margin",
 ]
 
 _CHUNK_ELEMS = 1 << 22  # float64 elements per N x K temporary (32 MiB); read at call time (tests shrink it)
@@ -115,7 +115,7 @@ def normalized_pairwise_margins(H, y, W, b=None) -> np.ndarray:
 def normalized_margin(H, y, W, b=None) -> float:
     """Scale-free margin for fixed features: ``p_min / (||W||_F * max_i ||h_i||)`` (docs/theory.md §2).
     With a bias, the bias enters p_min only [our form]."""
-    H, y, W, b, K = _prepare(H, y, W, b)
+    H, y, W, b, _K = _prepare(H, y, W, b)
     denom = np.linalg.norm(W) * np.linalg.norm(H, axis=1).max()
     if denom == 0:
         raise ValueError("normalized_margin is undefined: W or every feature row is zero; "
@@ -126,7 +126,7 @@ def normalized_margin(H, y, W, b=None) -> float:
 def ufm_normalized_margin(H, y, W) -> float:
     """Unconstrained-feature-model margin ``p_min / (1/2 (||W||_F^2 + ||H||_F^2))`` (docs/theory.md §2), the
     quantity maximized by the UFM-SVM (docs/theory.md §3). No bias (the UFM has none)."""
-    H, y, W, b, K = _prepare(H, y, W, None)
+    H, y, W, _b, _K = _prepare(H, y, W, None)
     denom = 0.5 * (np.sum(W * W) + np.sum(H * H))
     if denom == 0:
         raise ValueError("ufm_normalized_margin is undefined for W = 0 and H = 0; pass non-zero W, H.")

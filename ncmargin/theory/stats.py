@@ -18,21 +18,22 @@ problem and the fix. Sources:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import stats as _st
 
 __all__ = [
-    "kendall_trend",
-    "spearman",
-    "fit_inverse_log",
+    "alignment_effect_verdict",
+    "bootstrap_ci",
     "complete_table",
+    "fit_inverse_log",
+    "kendall_trend",
+    "permutation_test_alignment",
+    "spearman",
     "two_way_anova",
     "two_way_sums_of_squares",
-    "permutation_test_alignment",
-    "bootstrap_ci",
-    "alignment_effect_verdict",
 ]
 
 

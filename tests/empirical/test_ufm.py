@@ -1,3 +1,4 @@
+import itertools
 import json
 import math
 
@@ -22,7 +23,7 @@ def test_loss_adaptive_reaches_the_ufm_svm_margin(tmp_path):
     assert last["p_min"] > 0 and last["loss"] < 1e-6
     assert last["nc1_topk"] < 1e-3
     losses = [r["loss"] for r in recs]
-    assert all(b <= a for a, b in zip(losses, losses[1:]))
+    assert all(b <= a for a, b in itertools.pairwise(losses))
     lines = (tmp_path / "ufm.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == [r["step"] for r in recs]
     fs = load_features(tmp_path / "ufm_final.npz")

@@ -5,8 +5,14 @@ import pytest
 from scipy import stats as st
 
 from ncmargin.theory import pairwise_margins, simplex_etf
-from ncmargin.theory.alignment import (alignment_predictors, alignment_score, concentration_bound,
-                                       concentration_check, deviation_probability, normalized_margin_stats)
+from ncmargin.theory.alignment import (
+    alignment_predictors,
+    alignment_score,
+    concentration_bound,
+    concentration_check,
+    deviation_probability,
+    normalized_margin_stats,
+)
 
 
 def _features(K=4, d=6, n=30, seed=0, spread=0.4):

@@ -5,9 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from ncmargin.theory.bounds import (best_gamma_bound, default_gamma_grid, margin_bound, margin_range,
-                                    normalized_margins, rademacher_last_layer, spectral_complexity,
-                                    spectral_product)
+from ncmargin.theory.bounds import (
+    best_gamma_bound,
+    default_gamma_grid,
+    margin_bound,
+    margin_range,
+    normalized_margins,
+    rademacher_last_layer,
+    spectral_complexity,
+    spectral_product,
+)
 
 
 def test_margin_bound_terms_by_hand():
@@ -49,7 +56,7 @@ def test_complexity_and_uniform_terms_decrease_in_gamma_empirical_increases():
 def test_best_gamma_no_worse_than_pmin_and_matches_grid_minimum():
     rng = np.random.default_rng(1)
     p = 1.0 + rng.exponential(size=300)
-    kw = dict(K=5, rademacher=0.01, Gamma=10.0)
+    kw = {"K": 5, "rademacher": 0.01, "Gamma": 10.0}
     best = best_gamma_bound(p, **kw)
     at_pmin = margin_bound(p, p.min(), **kw)
     assert best["total"] <= at_pmin["total"] + 1e-15

@@ -73,7 +73,7 @@ def test_nan_inf_rows_counted():
 
 
 def test_too_few_classes():
-    H, y = _data()
+    H, _y = _data()
     with pytest.raises(ValueError, match="K < 2"):
         check_features(H, np.zeros(12, dtype=int))
     with pytest.raises(ValueError, match="K < 2"):

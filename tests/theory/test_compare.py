@@ -30,7 +30,7 @@ def test_angle_exact_values_and_precision():
 
 
 def test_margin_ratio_one_at_svm_and_below_elsewhere():
-    H, y, M, Ws = _etf_case()
+    H, y, _M, Ws = _etf_case()
     assert margin_ratio(H, y, Ws, Ws) == pytest.approx(1.0, rel=1e-12)
     assert margin_ratio(H, y, 7.3 * Ws, Ws) == pytest.approx(1.0, rel=1e-12)  # scale invariant
     rng = np.random.default_rng(1)

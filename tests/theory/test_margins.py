@@ -90,7 +90,7 @@ def test_empty_class_rows_are_nan_and_logits():
 
 
 def test_normalized_margins():
-    H, y, W, b = _random(seed=3)
+    H, y, W, _b = _random(seed=3)
     pm = p_min(H, y, W)
     assert normalized_margin(H, y, W) == pytest.approx(
         pm / (np.linalg.norm(W) * max(np.linalg.norm(h) for h in H)), rel=1e-13)

@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from ncmargin.theory.stats import (alignment_effect_verdict, bootstrap_ci, complete_table, fit_inverse_log,
-                                   kendall_trend, permutation_test_alignment, spearman, two_way_anova)
+from ncmargin.theory.stats import (
+    alignment_effect_verdict,
+    bootstrap_ci,
+    complete_table,
+    fit_inverse_log,
+    kendall_trend,
+    permutation_test_alignment,
+    spearman,
+    two_way_anova,
+)
 
 
 def test_kendall_trend_monotone_and_reversed():

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from ncmargin.pipeline import core as V
 from ncmargin.cli import main
+from ncmargin.pipeline import core as V
 from ncmargin.runlock import RunLock
 from ncmargin.store import mark_failed
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from ncmargin.pipeline import core as V
 from ncmargin.empirical.claims import Claim, make_verdict, register, unregister
+from ncmargin.pipeline import core as V
 from ncmargin.pipeline import write_report
 
 from . import synth
