@@ -194,3 +194,32 @@ def test_claim_1b_rules():
     assert vs["1b.normalized_margin_optimum"]["verdict"] == "fail"
     assert vs["1b.normalized_margin_optimum"]["value"] == pytest.approx(0.5)
     assert vs["1b.neural_collapse"]["verdict"] == "fail"
+
+
+def test_claim_2_vacuous_minimum_at_gamma_max_is_flagged_run_independent(tmp_path):
+    # a separable draw whose last-layer bound exceeds 1 at every gamma: the grid's minimum sits at gamma = Gamma,
+    # where every margin counts (empirical term 1) and the value is 1 + c K / (2 sqrt(N)) + confidence -- the
+    # same for any features of this N and K (what the standard preset showed: 1.338 for every MNIST-5k run)
+    from ncmargin.theory import last_layer_bound
+
+    rng = np.random.default_rng(0)
+    N, K, d = 400, 10, 16
+    y = np.arange(N) % K
+    M = 3.0 * rng.standard_normal((K, d))
+    rows = []
+    for i, scale in enumerate((0.5, 1.0, 2.0)):  # three checkpoints with different features
+        H = M[y] + scale * rng.standard_normal((N, d))
+        rep = last_layer_bound(H, y, M)
+        rows.append({"epoch": 10 * (i + 1), "terminal": True, "test_error": 0.1, "num_test": 100, "gap": 0.1,
+                     "p_min": rep["p_min"], "normalized_margin": 0.1,
+                     "bound": {"last_layer": rep, "spectral": {"error": "model state not saved"}}})
+    vs = by_id(verdicts_2({"run_id": "r", "onset_epoch": 10, "checkpoints": rows}, {"alpha": 0.05}))
+    v = vs["2.non_vacuous"]
+    trivial = 1 + 4.0 * K / (2 * np.sqrt(N)) + np.sqrt(np.log(2 / 0.05) / (2 * N))
+    assert v["verdict"] == "fail" and v["value"] == pytest.approx(trivial, rel=1e-12)
+    at = v["detail"]["at_min_by_variant"]["last_layer"]
+    assert at["at_trivial_end"] and at["empirical_margin_loss"] == 1.0
+    assert "does not depend on the run" in v["detail"]["note"]
+    # a bound that is smallest below Gamma carries no such note
+    vs = by_id(verdicts_2(_analysis([5.0] * 7, [0.05] * 7, best=0.4, run_dir=tmp_path / "c"), {"alpha": 0.05}))
+    assert "note" not in vs["2.non_vacuous"]["detail"]
