@@ -47,7 +47,7 @@ def verify_runs(run_dirs, out: str | os.PathLike | None = None, *, claims: str |
     settings = check_preset(pre)
     able = [c for c in all_claims() if c.external_runs]
     if claims is None or claims in ("", "all"):
-        selected = able
+        selected, want3 = able, True
     else:
         ids = [c.strip() for c in claims.split(",")] if isinstance(claims, str) else list(claims)
         known = {c.id for c in all_claims()}
@@ -59,16 +59,16 @@ def verify_runs(run_dirs, out: str | os.PathLike | None = None, *, claims: str |
             raise ValueError(f"claim(s) {no} cannot be judged on given run directories (they train or solve "
                              f"their own experiments); with --runs: {', '.join(c.id for c in able)} (and 3 on "
                              "fixed-ETF runs with alignment and seed labels)")
-        selected = [c for c in able if c.id in ids]
+        selected, want3 = [c for c in able if c.id in ids], "3" in ids
     out_dir = Path(out) if out is not None else Path("results") / "runs"
     out_dir.mkdir(parents=True, exist_ok=True)
     # one writer per output directory (issue 12), as for verify
     with RunLock(out_dir, purpose="ncmargin verify --runs"):
-        return _verify_runs_locked(out_dir, paths, pre, settings, selected, claims, quiet, figures,
+        return _verify_runs_locked(out_dir, paths, pre, settings, selected, want3, quiet, figures,
                                    force_analysis, preset is not None, t_all)
 
 
-def _verify_runs_locked(out_dir, paths, pre, settings, selected, claims, quiet, figures, force_analysis,
+def _verify_runs_locked(out_dir, paths, pre, settings, selected, want3, quiet, figures, force_analysis,
                         named_preset, t_all) -> dict:
     from ncmargin.empirical.analysis import analyze_run
     from ncmargin.empirical.recorded import etf_sweep_plan, mirror_run, run_labels
@@ -100,8 +100,6 @@ def _verify_runs_locked(out_dir, paths, pre, settings, selected, claims, quiet, 
                 errors[f"{c.id}:{label}"] = f"{type(exc).__name__}: {exc}"
                 verdicts.append(run_error_verdict(c.id, label, errors[f"{c.id}:{label}"]))
         ctx.timings[f"claim_{c.id}_s"] = time.perf_counter() - t0
-    want3 = claims is None or claims in ("", "all") or "3" in (
-        [c.strip() for c in claims.split(",")] if isinstance(claims, str) else list(claims))
     if plan is not None and want3:  # claim 3's own collection and verdict code on the given runs
         from ncmargin.empirical.claims.claim3 import claim3_verdicts, collect_sweep
 
