@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ncmargin.markdown import fmt, table
 from ncmargin.store import FiguresIndex
+from ncmargin.verdict_merge import skipped_checkpoints
 
 __all__ = ["MAX_RUN_IDS", "render_report", "render_run_report", "runs_cell"]
 
@@ -117,6 +118,12 @@ def render_report(out_dir: str | os.PathLike, doc: dict, figures=None, claims=()
         for v in vs:
             if v["id"].endswith(".error"):
                 L += [f"- `{v['id']}`: {(v.get('detail') or {}).get('error')}"]
+        skipped = skipped_checkpoints({"verdicts": vs})
+        for run, eps in skipped.items():
+            L += [(f"- run `{run}` judged without its unreadable checkpoint(s) at epoch "
+                  f"{', '.join(sorted(eps, key=int))}: {next(iter(eps.values()))}")]
+        if skipped:
+            L.append("")
         shown = [f["name"] for f in figs if any(_figure_matches(p, f["name"]) for p in getattr(c, "figures", ()))]
         if shown:
             L += ["Figures: " + ", ".join(f"`{n}`" for n in shown) + " (below).", ""]

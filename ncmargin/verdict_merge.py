@@ -62,6 +62,18 @@ def failed_verdicts(doc: dict) -> list[str]:
     return out
 
 
+def skipped_checkpoints(doc: dict) -> dict[str, dict[str, str]]:
+    """Runs judged without some of their checkpoints (unreadable files): run -> {epoch: error}."""
+    out: dict[str, dict[str, str]] = {}
+    for v in doc.get("verdicts", []):
+        sk = (v.get("detail") or {}).get("skipped_checkpoints")
+        if sk:
+            for run in v.get("runs") or ["?"]:
+                out.setdefault(str(run), {}).update({str(k): str(e) for k, e in sk.items()})
+    return out
+
+
 def exit_status(doc: dict) -> int:
-    """0 when every verdict was evaluated, 1 when something failed (an error verdict or a claim error)."""
-    return 1 if failed_verdicts(doc) or doc.get("errors") else 0
+    """0 when every verdict was evaluated on all its data, 1 when something failed (an error verdict, a claim
+    error, or a run judged without an unreadable checkpoint)."""
+    return 1 if failed_verdicts(doc) or doc.get("errors") or skipped_checkpoints(doc) else 0

@@ -51,6 +51,9 @@ def run(args) -> int:
               f"p_min {last.p_min:.4g}, angle to W* {svm.get('angle_deg', float('nan')):.3g} deg, "
               f"margin ratio {svm.get('margin_ratio', float('nan')):.4g} -> {rd}/analysis.json")
         # a damaged file costs only its checkpoint's entry, but the exit code says something failed
+        for ep, err in (res.get("skipped_checkpoints") or {}).items():
+            failed += 1
+            print(f"ncmargin analyze: warning: {rd} epoch {ep} skipped: {err}", file=sys.stderr)
         for row in res["checkpoints"]:
             err = ((row.get("bound") or {}).get("spectral") or {}).get("error") or ""
             if err.startswith("spectral complexity failed"):

@@ -53,12 +53,17 @@ def run(args) -> int:
     tm = doc.get("timings", {}).get("total_s")
     print(f"verdicts.json and report.md written ({tm:.0f} s)" if tm else "verdicts.json and report.md written")
     # exit 1 when a verdict records an error (a run or claim that could not be evaluated), else 0
-    from ncmargin.verdict_merge import exit_status, failed_verdicts
+    from ncmargin.verdict_merge import exit_status, failed_verdicts, skipped_checkpoints
 
     rc = exit_status(doc)
     if rc:
         import sys
 
-        print(f"errors: {', '.join(failed_verdicts(doc)) or ', '.join(doc.get('errors') or {})} "
-              "(see their detail in verdicts.json); exit code 1", file=sys.stderr)
+        failed = failed_verdicts(doc) or list(doc.get("errors") or {})
+        if failed:
+            print(f"errors: {', '.join(failed)} (see their detail in verdicts.json); exit code 1", file=sys.stderr)
+        for run, eps in skipped_checkpoints(doc).items():
+            print(f"run {run} judged without its unreadable checkpoint(s) at epoch {', '.join(sorted(eps, key=int))} "
+                  f"({next(iter(eps.values()))}); see skipped_checkpoints in verdicts.json; exit code 1",
+                  file=sys.stderr)
     return rc

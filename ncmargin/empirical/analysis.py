@@ -316,13 +316,27 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = _DEFAULT.svm_tol
 
     # onset: the earlier of the log's (every epoch) and the first checkpoint with 100% train accuracy
     # recomputed from the saved features (ncmargin.store.terminal_onset)
+    # a checkpoint that cannot be read costs only itself (issue 12): it is listed in skipped_checkpoints with
+    # the error naming the file, and the run is analysed on the others; with none readable, the error stands
     train_acc: dict[int, float] = {}
+    skipped: dict[str, str] = {}
     for ep, path in ckpts:
-        tr = load_features(path, split="train")
-        if tr.classifier is None:
-            raise ValueError(f"{path}: no 'classifier' array; a run checkpoint must store the trained "
-                             "classifier (docs/formats.md)")
+        try:
+            tr = load_features(path, split="train")
+            if tr.classifier is None:
+                raise ValueError(f"{path}: no 'classifier' array; a run checkpoint must store the trained "
+                                 "classifier (docs/formats.md)")
+        except ValueError as exc:
+            if len(ckpts) == 1:
+                raise
+            skipped[str(ep)] = str(exc)
+            say(f"  {run_dir.name} epoch {ep}: skipped, {exc}")
+            continue
         train_acc[ep] = _acc(tr.features, tr.labels, tr.classifier, tr.bias)
+    if skipped and not train_acc:
+        raise ValueError(f"{run_dir}: no checkpoint could be read; first error: {next(iter(skipped.values()))}")
+    all_epochs = [ep for ep, _ in ckpts]
+    ckpts = [(ep, path) for ep, path in ckpts if str(ep) not in skipped]
     onset, onset_source = terminal_onset(onset_epoch(read_log(run_dir, missing_ok=True)), train_acc)
 
     if svm_epochs == "all":
@@ -333,10 +347,10 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = _DEFAULT.svm_tol
         raise ValueError(f"svm_epochs={svm_epochs!r} is not valid; use 'terminal', 'all' or a list of epochs")
     else:
         svm_set = {int(e) for e in svm_epochs}
-        missing = sorted(svm_set - {ep for ep, _ in ckpts})
+        missing = sorted(svm_set - set(all_epochs))
         if missing:
             raise ValueError(f"{run_dir}: svm_epochs {missing} are not checkpoint epochs of this run; its "
-                             f"checkpoints: {[ep for ep, _ in ckpts]}")
+                             f"checkpoints: {all_epochs}")
 
     # the paper's fixed-class reading: last-layer Rademacher term of the first terminal-phase checkpoint
     frozen = None
@@ -379,7 +393,8 @@ def analyze_run(run_dir: str | os.PathLike, *, svm_tol: float = _DEFAULT.svm_tol
         rows.append(row)
     out = Analysis(run_dir=str(run_dir), run_id=run_dir.name, meta=_meta(cfg), onset_epoch=onset,
                    onset_source=onset_source, settings=settings, frozen_complexity=frozen,
-                   checkpoints=[CheckpointAnalysis(r) for r in rows], reused_checkpoints=reused,
+                   checkpoints=[CheckpointAnalysis(r) for r in rows], skipped_checkpoints=skipped,
+                   reused_checkpoints=reused,
                    seconds=time.perf_counter() - t_start)
     out.write(ap)
     return out

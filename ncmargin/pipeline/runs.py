@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ncmargin.empirical.claims import all_claims, get_claim
-from ncmargin.empirical.claims.verdicts import run_error_verdict
+from ncmargin.empirical.claims.verdicts import run_error_verdict, with_skipped_checkpoints
 from ncmargin.runlock import RunLock
 from ncmargin.store import AnalysisOptions, settings_from, versions
 
@@ -95,7 +95,7 @@ def _verify_runs_locked(out_dir, paths, pre, settings, selected, want3, quiet, f
         t0 = time.perf_counter()
         for label, an in analyses.items():
             try:
-                verdicts += c.per_run(an, settings[c.id])
+                verdicts += with_skipped_checkpoints(an, c.per_run(an, settings[c.id]))
             except Exception as exc:  # noqa: BLE001 - one broken run/claim must not hide the others
                 errors[f"{c.id}:{label}"] = f"{type(exc).__name__}: {exc}"
                 verdicts.append(run_error_verdict(c.id, label, errors[f"{c.id}:{label}"]))

@@ -137,7 +137,9 @@ class Analysis(Record):
     onset_source: str = F("'log.jsonl' or 'checkpoints': which one gave onset_epoch")
     settings: AnalysisSettings = F("analysis settings")
     frozen_complexity: FrozenComplexity | None = F("last-layer R_N at the first terminal checkpoint, or null")
-    checkpoints: list[CheckpointAnalysis] = F("one entry per checkpoint, sorted by epoch")
+    checkpoints: list[CheckpointAnalysis] = F("one entry per readable checkpoint, sorted by epoch")
+    skipped_checkpoints: dict[str, str] = F("checkpoints that could not be read: epoch -> the error, which names "
+                                            "the file and the fix; the others are analysed without them", dict)
     reused_checkpoints: int = F("entries reused from the previous analysis.json", 0)
     seconds: float = F("wall time of the analysis", 0.0)
 

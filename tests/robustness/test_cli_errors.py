@@ -63,9 +63,20 @@ def test_crc_corrupted_npz_svm_and_analyze(run, capsys):
     assert cli_main(["svm", str(p), "--soft", "1"]) == 2
     line = _err(capsys)
     assert p.name in line and "corrupted" in line and "regenerate" in line
-    assert cli_main(["analyze", str(run), "--quiet", "--no-spectral"]) == 2
+    # analyze: the damaged checkpoint costs only itself (listed, with the file and the fix), exit code 1
+    assert cli_main(["analyze", str(run), "--quiet", "--no-spectral"]) == 1
     line = _err(capsys)
-    assert p.name in line and "corrupted" in line
+    assert p.name in line and "corrupted" in line and "skipped" in line
+    doc = json.loads((run / "analysis.json").read_text())
+    n_ckpt = len(list((run / "checkpoints").glob("epoch_*.npz")))
+    epoch = int(p.stem.split("_")[1])
+    assert list(doc["skipped_checkpoints"]) == [str(epoch)] and p.name in doc["skipped_checkpoints"][str(epoch)]
+    assert len(doc["checkpoints"]) == n_ckpt - 1 and epoch not in [r["epoch"] for r in doc["checkpoints"]]
+    # with every checkpoint unreadable there is nothing to analyse: the error stands (exit 2, one line)
+    for q in (run / "checkpoints").glob("epoch_*.npz"):
+        q.write_bytes(q.read_bytes()[:100])
+    assert cli_main(["analyze", str(run), "--quiet", "--no-spectral", "--force"]) == 2
+    assert "no checkpoint could be read" in _err(capsys)
 
 
 def test_object_array_npz_is_refused_naming_the_file(tmp_path, capsys):

@@ -125,7 +125,7 @@ def verified(tmp_path, fake, capsys):
     return preset, out, _verdicts(out)
 
 
-def test_a_truncated_checkpoint_costs_only_its_run(verified, capsys):
+def test_a_truncated_checkpoint_costs_only_itself(verified, capsys):
     preset, out, before = verified
     ck = out / "runs" / "wd" / "checkpoints" / "epoch_0064.npz"
     data = ck.read_bytes()
@@ -136,11 +136,27 @@ def test_a_truncated_checkpoint_costs_only_its_run(verified, capsys):
     healthy = {i: v["value"] for i, v in before.items() if i.endswith(".wd0")}
     assert len(healthy) == 7 and {i: after[i]["value"] for i in healthy} == healthy
     assert {i: after[i]["verdict"] for i in healthy} == {i: before[i]["verdict"] for i in healthy}
+    # the damaged run is judged on its other checkpoints, and every one of its verdicts says which was left out
+    wd = {i: v for i, v in after.items() if i.endswith(".wd")}
+    assert set(wd) == {i for i in before if i.endswith(".wd")} and not [i for i in after if i.endswith(".error")]
+    for v in wd.values():
+        sk = v["detail"]["skipped_checkpoints"]
+        assert list(sk) == ["64"] and "epoch_0064.npz" in sk["64"]
+        assert 64 not in v["detail"].get("epochs", [])
+    err = capsys.readouterr().err
+    assert "run wd judged without its unreadable checkpoint(s) at epoch 64" in err and "epoch_0064.npz" in err
+    # every checkpoint of the run unreadable: one error verdict per claim, the other run's verdicts stand
+    for q in (out / "runs" / "wd" / "checkpoints").glob("epoch_*.npz"):
+        q.write_bytes(q.read_bytes()[:100])
+    assert main(["verify", "--preset", preset, "--out", str(out), "--claims", "1c,2", "--quiet",
+                 "--no-figures"]) == 1
+    after = _verdicts(out)
     for claim in ("1c", "2"):
         e = after[f"{claim}.wd.error"]
         assert e["verdict"] == "inconclusive" and e["runs"] == ["wd"] and e["detail"]["run"] == "wd"
-        assert "epoch_0064.npz" in e["detail"]["error"]
+        assert "no checkpoint could be read" in e["detail"]["error"]
     assert not [i for i in after if i.endswith(".wd") and not i.endswith(".error")]  # no stale wd verdicts
+    assert {i: after[i]["value"] for i in healthy} == healthy
     assert "errors: 1c.wd.error, 2.wd.error" in capsys.readouterr().err
 
 

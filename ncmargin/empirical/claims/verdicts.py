@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["VERDICTS", "TrendSettings", "correlation_verdict", "dig", "make_verdict", "num", "per_run_verdicts", "rule",
-           "run_error_verdict", "solver_problem", "test_resolution", "trend_item", "trend_verdict"]
+           "run_error_verdict", "solver_problem", "test_resolution", "trend_item", "trend_verdict",
+           "with_skipped_checkpoints"]
 
 VERDICTS = ("pass", "fail", "inconclusive")
 
@@ -160,6 +161,16 @@ def run_error_verdict(claim: str, run: str, error: str) -> dict:
                         "error", None, "-", "inconclusive", [run], {"run": run, "error": error})
 
 
+def with_skipped_checkpoints(analysis: dict, verdicts: list[dict]) -> list[dict]:
+    """Each verdict of a run whose analysis skipped unreadable checkpoints says so in its detail
+    (``skipped_checkpoints``: epoch -> error naming the file): judged on the others, never silently."""
+    skipped = analysis.get("skipped_checkpoints") or {}
+    if skipped:
+        for v in verdicts:
+            v.setdefault("detail", {})["skipped_checkpoints"] = dict(skipped)
+    return verdicts
+
+
 def per_run_verdicts(claim: str, names: list[str], ctx, judge: Callable[[dict, str], list[dict]]) -> list[dict]:
     """``judge(analysis, name)`` for each run in ``names``; a run whose analysis raises an input error (a
     truncated checkpoint, a run marked failed, ...) gives one :func:`run_error_verdict` and the other runs'
@@ -173,5 +184,5 @@ def per_run_verdicts(claim: str, names: list[str], ctx, judge: Callable[[dict, s
             ctx.log(f"[verify] claim {claim}, run {name}: {err['error']}")
             out.append(run_error_verdict(claim, name, err["error"]))
             continue
-        out += judge(analysis, name)
+        out += with_skipped_checkpoints(analysis, judge(analysis, name))
     return out
