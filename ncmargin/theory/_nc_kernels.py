@@ -32,9 +32,10 @@ def _build() -> SimpleNamespace:
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def shifted_sums(H, y, counts, shift, sums, sq):
+    def shifted_sums(H, y, counts, shift, sums, sq, want_sq):
         """Pass 1: for each row i of class c (in order), the first row of a class not seen before becomes
-        its shift s_c; then ``sums[c] += h_i - s_c`` and ``sq[c] += ||h_i - s_c||^2``; ``counts[c] += 1``."""
+        its shift s_c; then ``sums[c] += h_i - s_c``, ``counts[c] += 1`` and (``want_sq``)
+        ``sq[c] += ||h_i - s_c||^2``."""
         n, d = H.shape
         for i in range(n):
             c = y[i]
@@ -44,6 +45,8 @@ def _build() -> SimpleNamespace:
             counts[c] += 1
             for j in range(d):
                 sums[c, j] += H[i, j] - shift[c, j]
+            if not want_sq:
+                continue
             # ||h_i - s_c||^2 with four interleaved partial sums (see centre)
             s0 = s1 = s2 = s3 = 0.0
             j = 0

@@ -125,7 +125,7 @@ class NCAccumulator:
     (K,, sum over class c of ||h_i - mu_c||^2), ``num_samples``.
     """
 
-    def __init__(self, K, d, *, scatter: bool = True):
+    def __init__(self, K, d, *, scatter: bool = True, spread: bool = True):
         self.K = check_num_classes(K)
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or int(d) < 1:
             raise ValueError(f"d must be a positive integer feature dimension, got {d!r}.")
@@ -136,6 +136,7 @@ class NCAccumulator:
         # the pooled sum_i r_i r_i^T; centred statistics are formed from them on demand (see below)
         self._sum = np.zeros((self.K, self.d))
         self._sq = np.zeros(self.K)
+        self._spread = bool(spread)  # nc_metrics takes the spreads from its second pass and skips them here
         self._gram = np.zeros((self.d, self.d)) if scatter else None
 
     @property
@@ -165,6 +166,9 @@ class NCAccumulator:
     @property
     def class_sq_spread(self) -> np.ndarray:
         """Per class ``sum_{i in c} ||h_i - mu_c||^2`` = ``sum ||r_i||^2 - n_c ||m_c||^2``."""
+        if not self._spread:
+            raise ValueError("this NCAccumulator was built with spread=False and keeps no per-class spread; "
+                             "build it with NCAccumulator(K, d, spread=True) to get class_sq_spread.")
         return self._sq - np.einsum("ij,ij->i", self._sum, self.shifted_means)
 
     def update(self, H_chunk, y_chunk) -> NCAccumulator:
@@ -177,7 +181,7 @@ class NCAccumulator:
     def _add(self, H, y) -> NCAccumulator:
         """``update`` on already checked rows (float64 C-contiguous H, int64 y in 0..K-1)."""
         if self._gram is None and _use_kernels(H):
-            _nc_kernels.kernels().shifted_sums(H, y, self.counts, self.shift, self._sum, self._sq)
+            _nc_kernels.kernels().shifted_sums(H, y, self.counts, self.shift, self._sum, self._sq, self._spread)
             return self
         buf = None
         for sl in row_slices(H.shape[0], self.d, _BLOCK_ELEMS):
@@ -198,7 +202,8 @@ class NCAccumulator:
         if self._gram is not None:
             self._gram += R.T @ R
         self._sum += _class_sums(R, y, K)
-        self._sq += np.bincount(y, weights=np.einsum("ij,ij->i", R, R), minlength=K)
+        if self._spread:
+            self._sq += np.bincount(y, weights=np.einsum("ij,ij->i", R, R), minlength=K)
         self.counts += np.bincount(y, minlength=K)
 
     def check_complete(self) -> None:
@@ -400,7 +405,7 @@ def nc_metrics(H, y, W=None, b=None) -> dict:
         W, b = check_classifier(W, b, K, H.shape[1])
     elif b is not None:
         raise ValueError("a bias b was given without a classifier W; pass W too (or b=None).")
-    acc = NCAccumulator(K, H.shape[1], scatter=False)._add(H, y)
+    acc = NCAccumulator(K, H.shape[1], scatter=False, spread=False)._add(H, y)
     second = _CentredPass(acc.means, acc.counts, W, b)
     second.update(H, y)
     return _finish(acc, second, W)
@@ -424,7 +429,7 @@ def nc_metrics_streaming(chunks: Callable[[], Iterable], K, W=None, b=None) -> d
             Hc_arr = np.asarray(Hc)
             if Hc_arr.ndim != 2:
                 raise ValueError(f"features chunk must be 2-D (n x d), got shape {Hc_arr.shape}.")
-            acc = NCAccumulator(K, Hc_arr.shape[1], scatter=False)
+            acc = NCAccumulator(K, Hc_arr.shape[1], scatter=False, spread=False)
         acc.update(Hc, yc)
     if acc is None:
         raise ValueError("chunks() yielded no chunk; pass a callable whose iterator yields (H, y) pairs.")

@@ -278,6 +278,10 @@ def test_accumulator_without_scatter(compiled):
     np.testing.assert_array_equal(lean.counts, full.counts)
     with pytest.raises(ValueError, match="scatter=False"):
         _ = lean.within_scatter
+    leaner = NCAccumulator(5, 12, scatter=False, spread=False).update(H, y)  # what nc_metrics runs as pass 1
+    np.testing.assert_array_equal(leaner.means, lean.means)
+    with pytest.raises(ValueError, match="spread=False"):
+        _ = leaner.class_sq_spread
 
 
 @pytest.mark.parametrize("offset,noise", [(0.0, 1e-5), (1e3, 1e-4)])
