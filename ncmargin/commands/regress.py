@@ -44,6 +44,10 @@ def run(args) -> int:
             print(f"{name:20s} {case.description}")
         return 0
     names = _selected(args)
+    if gdir is not None and not args.update and not gdir.is_dir():
+        raise ValueError(f"--golden-dir {gdir}: no such directory; omit --golden-dir to use the packaged goldens "
+                         f"({R.GOLDEN_DIR}), or record new ones there with `ncmargin regress --update "
+                         f"--golden-dir {gdir}`")
     if args.update:
         total = 0
         for n in names:

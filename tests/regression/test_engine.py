@@ -180,3 +180,12 @@ def test_stored_tolerances_are_typed():
             if isinstance(v, np.ndarray) and v.dtype.kind in "iub":
                 assert tol.kind == "exact", (name, q)
             assert tol.why, (name, q)
+
+
+def test_cli_missing_golden_dir_is_one_clear_error(tmp_path, capsys):
+    # not 15 "no golden" failures: one line naming the directory and the two ways out, exit 2
+    missing = tmp_path / "nope"
+    assert main(["regress", "--only", "etf", "--golden-dir", str(missing)]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and str(missing) in err[0] and "--update" in err[0]
+    assert not missing.exists()
