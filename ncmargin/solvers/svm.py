@@ -295,17 +295,22 @@ def multiclass_svm(H, y, *, C: float | None = None, bias: bool = False, tol: flo
     nW = float(np.linalg.norm(W)) / s  # not norm(W/s): its squares may overflow where the norm does not
     rmax = s * float(np.sqrt(1.0 + be.bias_val ** 2)) if bias else s
     Wout, bout = (Wt[:, :d].copy(), Wt[:, d] * bias_scale) if bias else (Wt, None)
-    # objectives are divided by s twice (s² alone may under/overflow where the result does not)
-    info.update({"upper_bound": cert["upper_bound"] / s / s, "N": N, "bias_scale": bias_scale if bias else None})
+    # objectives are divided by s twice (s² alone may under/overflow where the result does not); for features
+    # scaled like 1e-200 the objectives and multipliers are ~1e400, outside float64: reported as inf, expected
+    # (W, margins and the relative certificate come from the well-scaled problem and are finite)
+    with np.errstate(over="ignore"):
+        ub_out, obj_out = cert["upper_bound"] / s / s, cert["objective"] / s / s
+        dual_out, alpha_out = cert["dual_objective"] / s / s, alpha[nz] / s / s
+    info.update({"upper_bound": ub_out, "N": N, "bias_scale": bias_scale if bias else None})
     info.pop("_dcd_state", None)
     info.pop("_dcd_pass", None)
     return SVMSolution(
-        W=Wout, b=bout, objective=cert["objective"] / s / s, dual_objective=cert["dual_objective"] / s / s,
+        W=Wout, b=bout, objective=obj_out, dual_objective=dual_out,
         margin=1.0 / nW if nW > 0 else np.inf, p_min=cert["p_min"],
         normalized_margin=cert["p_min"] / (nW * rmax) if nW * rmax > 0 else np.nan,
         duality_gap=cert["duality_gap"], kkt_residual=cert["kkt_residual"],
         max_violation=cert["max_violation"], support=support, support_pairs=support_pairs,
-        alpha=alpha[nz] / s / s, status=status, seconds=time.perf_counter() - t0, method=method, n_iter=n_iter,
+        alpha=alpha_out, status=status, seconds=time.perf_counter() - t0, method=method, n_iter=n_iter,
         working_set_size=int(pi.size), n_misclassified=cert["n_misclassified"], C=C, bias=bool(bias),
         tol=tol, gap_tol=gap_tol, info=info)
 
