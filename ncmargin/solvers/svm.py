@@ -363,8 +363,8 @@ def _solve_auto(be, y, K, C, tol, gap_tol, max_iter, verbose, limits, info, meth
             cap_full = min(cap_full, int(np.sqrt(limits.mem / (8 * 6))))
         # the exact finish right away when the support is small, when DCD is slow (phase-1 round budget
         # spent: e.g. a soft margin with large C) or when the requested gap is below what DCD reaches quickly
-        cheap = st == Status.ITERATION_LIMIT or gap_tol < _DCD_GAP_FLOOR
-        cap = cap_full if cheap else min(cap_full, _EXACT_FINISH_PAIRS)
+        prefer_exact = st == Status.ITERATION_LIMIT or gap_tol < _DCD_GAP_FLOOR
+        cap = cap_full if prefer_exact else min(cap_full, _EXACT_FINISH_PAIRS)
         done = _exact_finish(be, y, K, C, tol, max_iter, verbose, limits, info, pi, pk, alpha, cap)
         if done is not None:
             return done
