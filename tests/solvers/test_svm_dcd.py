@@ -237,3 +237,22 @@ def test_bad_inputs_clear_errors():
         multiclass_svm(H, y, max_seconds=-1)
     with pytest.raises(ValueError, match="backend"):
         multiclass_svm(H, y, backend="jax")
+
+
+def test_auto_policy_exact_finish_or_dcd_both_certified():
+    # > 1,000 support pairs: "auto" continues DCD to 0.1 gap_tol (method "dcd"); a gap_tol below 1e-9 asks for
+    # the exact working-set finish instead (docs/theory.md §3); both answers are certified and the DCD one is
+    # above the exact optimum by no more than its certified gap
+    rng = np.random.default_rng(1)
+    N, d, K = 2000, 256, 10
+    M = rng.standard_normal((K, d)) / np.sqrt(d)
+    y = np.arange(N) % K
+    H = M[y] + 3.0 * rng.standard_normal((N, d)) / np.sqrt(d)
+    fast = multiclass_svm(H, y)
+    exact = multiclass_svm(H, y, gap_tol=1e-12)
+    assert fast.method == "dcd" and len(fast.support_pairs) > 1000 and fast.certified
+    assert exact.method == "working_set" and exact.certified and exact.duality_gap <= 1e-12
+    # the relative gap is (P - D)/P, so P (1 - gap) = D <= P* <= P (rounding of the exact one: 1e-12)
+    assert exact.objective <= fast.objective * (1 + 1e-12)
+    assert fast.objective * (1 - fast.duality_gap) <= exact.objective * (1 + 1e-12)
+    assert fast.max_violation <= 1e-8
