@@ -57,10 +57,13 @@ def check_num_classes(K, name: str = "K") -> int:
     return K
 
 
-def check_matrix(A, name: str = "H", *, shape: tuple | None = None) -> np.ndarray:
+def check_matrix(A, name: str = "H", *, shape: tuple | None = None, finite: bool = True) -> np.ndarray:
     """Return ``A`` as a C-contiguous float64 2-D array with finite entries.
 
-    ``shape`` may fix either dimension (``None`` entries are free).
+    ``shape`` may fix either dimension (``None`` entries are free). ``finite=False`` skips the scan for
+    NaN/Inf: only for callers that detect non-finite input from their own results and then call this again
+    with ``finite=True`` for the error naming the rows (``nc_metrics``: a NaN/Inf in any row makes its
+    class sum non-finite).
     """
     try:
         A = np.asarray(A)
@@ -79,7 +82,7 @@ def check_matrix(A, name: str = "H", *, shape: tuple | None = None) -> np.ndarra
                                  f"(expected shape {tuple('*' if s is None else s for s in shape)}); "
                                  f"pass a matrix of the matching shape (transpose it if needed).")
     A = np.ascontiguousarray(A, dtype=np.float64)
-    if _all_finite(A):
+    if not finite or _all_finite(A):
         return A
     finite_rows = np.isfinite(A).all(axis=1)
     if not finite_rows.all():
@@ -141,20 +144,20 @@ def check_labels(y, N: int | None = None, K: int | None = None, *, allow_empty_c
     return y, K
 
 
-def check_features(H, y, K=None, *, allow_empty_class: bool = False):
+def check_features(H, y, K=None, *, allow_empty_class: bool = False, finite: bool = True):
     """Validate a feature matrix and its labels.
 
     Returns ``(H, y, K)`` with H float64 C-contiguous (N, d), y int64 (N,), K int (inferred as
     ``max(y)+1`` when ``K`` is None). Raises ValueError for: H not 2-D, y not 1-D or of another
     length, non-integer labels, labels outside 0..K-1, a class with no sample (unless
-    ``allow_empty_class``), NaN/Inf in H, K < 2.
+    ``allow_empty_class``), NaN/Inf in H (unless ``finite=False``, see :func:`check_matrix`), K < 2.
     """
     H = np.asarray(H) if not isinstance(H, np.ndarray) else H
     if np.ndim(H) != 2:
         raise ValueError(f"features H must be a 2-D array (N samples x d), got shape {np.shape(H)}; "
                          f"reshape to (N, d), e.g. H.reshape(len(H), -1).")
     y, K = check_labels(y, N=np.shape(H)[0], K=K, allow_empty_class=allow_empty_class)
-    H = check_matrix(H, "features H")
+    H = check_matrix(H, "features H", finite=finite)
     return H, y, K
 
 

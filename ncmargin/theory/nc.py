@@ -39,7 +39,7 @@ import scipy.sparse
 import scipy.spatial.distance
 
 from . import _nc_kernels
-from .checks import check_classifier, check_features, check_num_classes, row_slices
+from .checks import check_classifier, check_features, check_matrix, check_num_classes, row_slices
 
 __all__ = [
     "NCAccumulator",
@@ -246,8 +246,16 @@ class _CentredPass:
         w = counts.astype(np.float64) / self.num_samples
         self.means = means
         self.Mc = means - w @ means
-        Q, R = np.linalg.qr(self.Mc.T)  # d x m, m x K
-        lam, Z = np.linalg.eigh((R * w) @ R.T)
+        B = np.full((1, 1), np.inf)
+        if np.isfinite(self.Mc).all():
+            Q, R = np.linalg.qr(self.Mc.T)  # d x m, m x K
+            with np.errstate(over="ignore", invalid="ignore"):
+                B = (R * w) @ R.T  # Sigma_B in the basis Q: squares of the centred means
+        if not np.isfinite(B).all():
+            raise ValueError("the between-class covariance of H overflows float64 (class means beyond ~1e150); "
+                             "divide H by a common scale first (NC1-NC3 and CDNV do not change; NC4 does not "
+                             "either without a bias).")
+        lam, Z = np.linalg.eigh(B)
         self.lam, Z = lam[::-1], Z[:, ::-1]  # descending
         V = Q @ Z
         self.m = V.shape[1]
@@ -400,12 +408,16 @@ def nc_metrics(H, y, W=None, b=None) -> dict:
         if W_arr.ndim != 2:
             raise ValueError(f"classifier W must be a 2-D array (K x d), got shape {W_arr.shape}.")
         K = W_arr.shape[0]
-    H, y, K = check_features(H, y, K)
+    # the NaN/Inf scan of H is left to pass 1: a non-finite entry makes its class sum non-finite, and only
+    # then is H scanned for the error naming its rows (one read of H saved, ~4% of the cost at 50k x 512)
+    H, y, K = check_features(H, y, K, finite=False)
     if W is not None:
         W, b = check_classifier(W, b, K, H.shape[1])
     elif b is not None:
         raise ValueError("a bias b was given without a classifier W; pass W too (or b=None).")
     acc = NCAccumulator(K, H.shape[1], scatter=False, spread=False)._add(H, y)
+    if not np.isfinite(acc._sum).all():
+        check_matrix(H, "features H")  # raises, naming the rows (finite rows that overflow pass, as before)
     second = _CentredPass(acc.means, acc.counts, W, b)
     second.update(H, y)
     return _finish(acc, second, W)

@@ -287,3 +287,25 @@ def test_accumulator_without_scatter(compiled):
 @pytest.mark.parametrize("offset,noise", [(0.0, 1e-5), (1e3, 1e-4)])
 def test_near_collapsed_nc1_compiled(offset, noise, compiled):
     test_near_collapsed_nc1_matches_extended_precision(offset, noise)
+
+
+@pytest.mark.parametrize("use_kernels", [False, True])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_rows_are_named_after_pass_1(bad, use_kernels, monkeypatch):
+    # nc_metrics scans H for NaN/Inf only when pass 1's class sums come out non-finite; the error must still
+    # name the rows, whether the bad row is the first of its class (its shift) or a later one
+    from ncmargin.theory import nc as nc_module
+    if use_kernels:
+        monkeypatch.setattr(nc_module, "_KERNEL_MIN_ELEMS", 0)
+    H, y, W, b = _structured()
+    for row in (int(np.flatnonzero(y == 2)[0]), 77):
+        H2 = H.copy()
+        H2[row, 3] = bad
+        with pytest.raises(ValueError, match=rf"NaN or Inf in 1 of {len(y)} rows \(first rows: {row}\)"):
+            nc_metrics(H2, y, W, b)
+    # finite values whose class means overflow float64: one clear error, not a LinAlgError from the eigensolver
+    H3 = H.copy()
+    H3[y == 1] = 1e308
+    H3[y == 2] = -1e308
+    with pytest.raises(ValueError, match="overflows float64"):
+        nc_metrics(H3, y)
