@@ -418,9 +418,28 @@ def nc_metrics(H, y, W=None, b=None) -> dict:
     acc = NCAccumulator(K, H.shape[1], scatter=False, spread=False)._add(H, y)
     if not np.isfinite(acc._sum).all():
         check_matrix(H, "features H")  # raises, naming the rows (finite rows that overflow pass, as before)
+    f = _rescale_factor(acc)
+    if f != 1.0:
+        # features far from 1 in scale: squares of means and projections would under/overflow float64 (at
+        # 1e-200 Sigma_B's eigenvalues are 0). Every metric but the two traces is invariant under h -> f h with
+        # b -> f b (NC4's argmax too); f is a power of two, so the scaling is exact (docs/theory.md §6).
+        out = nc_metrics(H * f, y, W, None if b is None else b * f)
+        out["within_cov_trace"] = out["within_cov_trace"] / f / f
+        out["between_cov_trace"] = out["between_cov_trace"] / f / f
+        return out
     second = _CentredPass(acc.means, acc.counts, W, b)
     second.update(H, y)
     return _finish(acc, second, W)
+
+
+def _rescale_factor(acc: NCAccumulator) -> float:
+    """1, or the power of two that brings the largest |entry| of the class shifts (samples) and means to ~1 when
+    it lies outside [2^-300, 2^300] (~1e-90 ... 1e90): squares of such values stay inside float64."""
+    with np.errstate(over="ignore"):
+        amax = max(float(np.abs(acc.shift).max()), float(np.abs(acc.means).max()))
+    if amax == 0.0 or not np.isfinite(amax) or 2.0 ** -300 <= amax <= 2.0 ** 300:
+        return 1.0
+    return float(2.0 ** -np.round(np.log2(amax)))
 
 
 def nc_metrics_streaming(chunks: Callable[[], Iterable], K, W=None, b=None) -> dict:

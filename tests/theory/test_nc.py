@@ -309,3 +309,19 @@ def test_non_finite_rows_are_named_after_pass_1(bad, use_kernels, monkeypatch):
     H3[y == 2] = -1e308
     with pytest.raises(ValueError, match="overflows float64"):
         nc_metrics(H3, y)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-120, 1e120, 1e200, 1e300])
+def test_absurd_scales_give_the_same_metrics(scale):
+    # every metric but the traces is invariant under h -> s h (with b -> s b); beyond ~1e+-90 nc_metrics
+    # rescales by an exact power of two first (at 1e-200 Sigma_B's eigenvalues would underflow to 0)
+    H, y, W, b = _structured(seed=8)
+    base = nc_metrics(H, y, W, b)
+    with np.errstate(all="raise"):  # no silent overflow/underflow/NaN inside
+        r = nc_metrics(H * scale, y, W, b * scale)
+    for k in KEYS:
+        if k in ("within_cov_trace", "between_cov_trace"):
+            continue
+        assert r[k] == pytest.approx(base[k], rel=1e-9, abs=0), k
+    if 1e-150 < scale < 1e150:  # the traces scale by s^2 where that is a float64
+        assert r["within_cov_trace"] == pytest.approx(base["within_cov_trace"] * scale ** 2, rel=1e-9)
