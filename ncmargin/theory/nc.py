@@ -357,7 +357,9 @@ def _cdnv(means, counts, class_sq_spread) -> float:
         return float(np.mean((var[iu[0]] + var[iu[1]]) / (2.0 * diff2)))
 
 
-def _finish(acc: NCAccumulator, second: _CentredPass, W) -> dict:
+def _finish(acc: NCAccumulator, second: _CentredPass, W, f: float = 1.0) -> dict:
+    """The result dict from the two passes; ``f``: the factor pass 2's rows were multiplied by (the traces are
+    divided by f² to report them for the caller's H; every other metric is invariant)."""
     K = acc.K
     N = float(second.num_samples)
     Mc = second.Mc
@@ -377,8 +379,8 @@ def _finish(acc: NCAccumulator, second: _CentredPass, W) -> dict:
             out[k] = None
     counts = acc.counts.astype(np.float64)
     out["cdnv"] = _cdnv(second.means, counts, second.sq)
-    out["within_cov_trace"] = float(second.sq.sum() / N)
-    out["between_cov_trace"] = float(np.sum(counts / N * np.einsum("ij,ij->i", Mc, Mc)))
+    out["within_cov_trace"] = float(second.sq.sum() / N) / f / f
+    out["between_cov_trace"] = float(np.sum(counts / N * np.einsum("ij,ij->i", Mc, Mc))) / f / f
     out["num_classes"] = K
     out["num_samples"] = acc.num_samples
     return out
@@ -412,22 +414,17 @@ def nc_metrics(H, y, W=None, b=None) -> dict:
     if not np.isfinite(acc._sum).all():
         check_matrix(H, "features H")  # raises, naming the rows (finite rows that overflow pass, as before)
     f = _rescale_factor(acc)
-    if f != 1.0:
-        # features far from 1 in scale: squares of means and projections would under/overflow float64 (at
-        # 1e-200 Sigma_B's eigenvalues are 0). Every metric but the two traces is invariant under h -> f h with
-        # b -> f b (NC4's argmax too); f is a power of two, so the scaling is exact (docs/theory.md §6).
-        out = nc_metrics(H * f, y, W, None if b is None else b * f)
-        out["within_cov_trace"] = out["within_cov_trace"] / f / f
-        out["between_cov_trace"] = out["between_cov_trace"] / f / f
-        return out
-    second = _CentredPass(acc.means, acc.counts, W, b)
-    second.update(H, y)
-    return _finish(acc, second, W)
+    second = _CentredPass(acc.means * f, acc.counts, W, None if b is None else b * f)
+    second.update(H * f if f != 1.0 else H, y)
+    return _finish(acc, second, W, f)
 
 
 def _rescale_factor(acc: NCAccumulator) -> float:
-    """1, or the power of two that brings the largest |entry| of the class shifts (samples) and means to ~1 when
-    it lies outside [2^-300, 2^300] (~1e-90 ... 1e90): squares of such values stay inside float64."""
+    """1, or the power of two f that brings the largest |entry| of the class shifts (samples) and means to ~1
+    when it lies outside [2^-300, 2^300] (~1e-90 ... 1e90). Pass 2 then works on f h (and f b): squares of
+    means and projections would otherwise under/overflow float64 (at 1e-200 Sigma_B's eigenvalues are 0).
+    Every metric but the two traces is invariant under h -> f h, b -> f b (NC4's argmax too), and f is a power
+    of two, so the scaling is exact (docs/theory.md §6)."""
     with np.errstate(over="ignore"):
         amax = max(float(np.abs(acc.shift).max()), float(np.abs(acc.means).max()))
     if amax == 0.0 or not np.isfinite(amax) or 2.0 ** -300 <= amax <= 2.0 ** 300:
@@ -462,14 +459,15 @@ def nc_metrics_streaming(chunks: Callable[[], Iterable], K, W=None, b=None) -> d
         W, b = check_classifier(W, b, K, acc.d)
     elif b is not None:
         raise ValueError("a bias b was given without a classifier W; pass W too (or b=None).")
-    second = _CentredPass(acc.means, acc.counts, W, b)
+    f = _rescale_factor(acc)
+    second = _CentredPass(acc.means * f, acc.counts, W, None if b is None else b * f)
     for Hc, yc in chunks():
         Hc, yc, _ = check_features(Hc, yc, K, allow_empty_class=True)
         if Hc.shape[1] != acc.d:
             raise ValueError(f"chunk has feature dimension {Hc.shape[1]} in the second pass but {acc.d} in "
                              f"the first; chunks must return the same data on every call.")
-        second.update(Hc, yc)
+        second.update(Hc * f if f != 1.0 else Hc, yc)
     if second.seen != acc.num_samples:
         raise ValueError(f"the second pass over chunks() saw {second.seen} samples but the first saw "
                          f"{acc.num_samples}; chunks must return the same data on every call.")
-    return _finish(acc, second, W)
+    return _finish(acc, second, W, f)

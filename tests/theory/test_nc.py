@@ -319,9 +319,11 @@ def test_absurd_scales_give_the_same_metrics(scale):
     base = nc_metrics(H, y, W, b)
     with np.errstate(all="raise"):  # no silent overflow/underflow/NaN inside
         r = nc_metrics(H * scale, y, W, b * scale)
-    for k in KEYS:
-        if k in ("within_cov_trace", "between_cov_trace"):
-            continue
-        assert r[k] == pytest.approx(base[k], rel=1e-9, abs=0), k
-    if 1e-150 < scale < 1e150:  # the traces scale by s^2 where that is a float64
-        assert r["within_cov_trace"] == pytest.approx(base["within_cov_trace"] * scale ** 2, rel=1e-9)
+        st = nc_metrics_streaming(_chunker(H * scale, y, [37]), 5, W, b * scale)
+    for res in (r, st):
+        for k in KEYS:
+            if k in ("within_cov_trace", "between_cov_trace"):
+                continue
+            assert res[k] == pytest.approx(base[k], rel=1e-9, abs=0), k
+        if 1e-150 < scale < 1e150:  # the traces scale by s^2 where that is a float64
+            assert res["within_cov_trace"] == pytest.approx(base["within_cov_trace"] * scale ** 2, rel=1e-9)
