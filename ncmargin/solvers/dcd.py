@@ -87,8 +87,9 @@ class _Slots:
         at most 2^16 slots, so the sort's temporaries stay small whatever N is)."""
         N, T = self.act_k.shape
         cols = np.arange(T)[None, :]
-        for s in range(0, N, max(1, (1 << 16) // max(T, 1))):
-            e = min(N, s + max(1, (1 << 16) // max(T, 1)))
+        step = max(1, (1 << 16) // max(T, 1))
+        for s in range(0, N, step):
+            e = min(N, s + step)
             m = mask[s:e] & (cols < self.n_act[s:e, None])
             order = np.argsort(~m, axis=1, kind="stable")
             self.act_k[s:e] = np.take_along_axis(self.act_k[s:e], order, axis=1)
